@@ -1,0 +1,146 @@
+"""Checked downloads: stream to a temporary file, verify, then rename into place.
+
+A file at the destination path is therefore always whole and verified. A file a user placed
+there by hand (the way to continue without network) goes through the same checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+HTML_PREFIXES = (b"<!doctype html", b"<html", b"<head", b"<?xml")
+
+
+class DownloadError(RuntimeError):
+    """The file could not be fetched; the message says where to put it by hand."""
+
+
+class VerificationError(ValueError):
+    """The bytes are not what was expected; they are never left where they look complete."""
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(
+    path: Path,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    validate: Callable[[Path], None] | None = None,
+    label: str | None = None,
+) -> None:
+    """Raise VerificationError if `path` is an HTML page, or fails a checksum or `validate`."""
+    label = label or str(path)
+    with open(path, "rb") as handle:
+        head = handle.read(512).lstrip().lower()
+    if head.startswith(HTML_PREFIXES):
+        raise VerificationError(
+            f"{label} is an HTML page, not data (starts {head[:60]!r}): "
+            "the server sent an error or login page"
+        )
+    for algorithm, expected in (("sha256", sha256), ("md5", md5)):
+        if expected:
+            actual = file_digest(path, algorithm)
+            if actual != expected.lower():
+                raise VerificationError(
+                    f"{label} has {algorithm} {actual}, expected {expected}: "
+                    "the file is corrupt or not the one configured"
+                )
+    if validate is not None:
+        validate(path)
+
+
+def _stream(url: str, tmp: Path, timeout: float) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "arbench"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+        expected = response.headers.get("Content-Length")
+        expected = int(expected) if expected is not None else None
+        received = 0
+        with tqdm(
+            total=expected, unit="B", unit_scale=True, desc=Path(url).name, disable=None
+        ) as bar:
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        if expected is not None and received != expected:
+            raise http.client.IncompleteRead(b"", expected - received)
+
+
+def _retryable(error: Exception) -> bool:
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code >= 500 or error.code in (408, 429)
+    return True
+
+
+def fetch(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    validate: Callable[[Path], None] | None = None,
+    retries: int = 3,
+    backoff: float = 2.0,
+    timeout: float = 60.0,
+) -> Path:
+    """Return `dest`, downloading `url` to it first unless a verified copy is already there.
+
+    Transient failures (connection errors, truncated transfers, HTTP 5xx) are retried up to
+    `retries` times with exponential backoff starting at `backoff` seconds. Content that fails
+    verification is refused at once: it would fail the same way again.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        try:
+            verify_file(dest, sha256=sha256, md5=md5, validate=validate)
+        except VerificationError as error:
+            raise VerificationError(
+                f"{error}. Delete {dest.resolve()} to download it again."
+            ) from None
+        return dest
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    last_error: Exception | None = None
+    for attempt in range(1, retries + 1):
+        log.info("downloading %s -> %s (attempt %d/%d)", url, dest, attempt, retries)
+        try:
+            _stream(url, tmp, timeout)
+            verify_file(tmp, sha256=sha256, md5=md5, validate=validate, label=f"download of {url}")
+            os.replace(tmp, dest)
+            return dest
+        except VerificationError:
+            raise
+        except (OSError, http.client.HTTPException) as error:
+            last_error = error
+            if not _retryable(error):
+                break
+            if attempt < retries:
+                time.sleep(backoff * 2 ** (attempt - 1))
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise DownloadError(
+        f"could not download {url} ({type(last_error).__name__}: {last_error}). "
+        f"Without network, fetch it on another machine and place it at {dest.resolve()}, "
+        "then run again; it will be verified there."
+    )

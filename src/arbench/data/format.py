@@ -1,0 +1,154 @@
+"""The dataset file every later stage reads: one `.npz` of uint8 splits plus a JSON sidecar.
+
+`train`, `valid` and `test` are uint8 arrays shaped (N, C, H, W) with values in
+`0..levels-1`. The sidecar (same stem, `.json`) records where the data came from and how it was
+made, so a result can always be traced back to its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = ("train", "valid", "test")
+FORMAT_VERSION = 1
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file or its sidecar does not follow the contract."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    levels: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.train.shape[1:])
+
+    @property
+    def dims(self) -> int:
+        return int(np.prod(self.shape))
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in SPLITS:
+            raise KeyError(f"unknown split {name!r}; expected one of {SPLITS}")
+        return getattr(self, name)
+
+
+def content_sha256(array: np.ndarray) -> str:
+    """sha256 of an array's values as C-ordered uint8: independent of the file it came from."""
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def validate_splits(splits: dict[str, np.ndarray], levels: int, origin: str) -> None:
+    """Raise DatasetFormatError unless `splits` holds three non-empty, consistent uint8 arrays."""
+    if not isinstance(levels, int | np.integer) or not 2 <= levels <= 256:
+        raise DatasetFormatError(f"{origin}: levels must be an integer in 2..256, got {levels!r}")
+    shapes = set()
+    for name in SPLITS:
+        if name not in splits:
+            raise DatasetFormatError(f"{origin}: missing split {name!r}")
+        array = splits[name]
+        if array.dtype != np.uint8 or array.ndim != 4:
+            raise DatasetFormatError(
+                f"{origin}: split {name!r} must be uint8 (N, C, H, W), "
+                f"got {array.dtype} with shape {array.shape}"
+            )
+        if len(array) == 0:
+            raise DatasetFormatError(f"{origin}: split {name!r} is empty")
+        if array.max() >= levels:
+            raise DatasetFormatError(
+                f"{origin}: split {name!r} has value {int(array.max())}, outside 0..{levels - 1}"
+            )
+        shapes.add(array.shape[1:])
+    if len(shapes) != 1:
+        raise DatasetFormatError(f"{origin}: splits disagree on image shape: {sorted(shapes)}")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_dataset(
+    path: str | os.PathLike, splits: dict[str, np.ndarray], levels: int, meta: dict
+) -> Path:
+    """Write the `.npz` and its sidecar atomically; the `.npz` appears last, once both are whole.
+
+    The sidecar gets counts, shape, levels and the content checksum of each split added to `meta`.
+    """
+    path = Path(path)
+    validate_splits(splits, levels, str(path))
+    sidecar = {
+        "format_version": FORMAT_VERSION,
+        **meta,
+        "levels": int(levels),
+        "shape": list(splits["train"].shape[1:]),
+        "counts": {name: len(splits[name]) for name in SPLITS},
+        "content_sha256": {name: content_sha256(splits[name]) for name in SPLITS},
+    }
+    path.unlink(missing_ok=True)
+    _atomic_write(
+        sidecar_path(path),
+        lambda handle: handle.write(json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n"),
+    )
+    arrays = {name: splits[name] for name in SPLITS}
+    _atomic_write(path, lambda handle: np.savez(handle, levels=np.int64(levels), **arrays))
+    return path
+
+
+def load_dataset(path: str | os.PathLike, *, verify: bool = False) -> Dataset:
+    """Read a dataset file. With `verify`, recompute content checksums against the sidecar."""
+    path = Path(path)
+    meta_path = sidecar_path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset file {path} does not exist; run the preprocess stage")
+    if not meta_path.exists():
+        raise DatasetFormatError(f"{path} has no sidecar {meta_path}; preprocess it again")
+    meta = json.loads(meta_path.read_text())
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            splits = {name: archive[name] for name in SPLITS if name in archive.files}
+            levels = int(archive["levels"]) if "levels" in archive.files else None
+    except (OSError, ValueError) as error:
+        raise DatasetFormatError(f"{path} is not a readable dataset file ({error})") from error
+    if levels is None or levels != meta.get("levels"):
+        raise DatasetFormatError(
+            f"{path}: levels {levels} disagree with sidecar {meta_path} ({meta.get('levels')})"
+        )
+    validate_splits(splits, levels, str(path))
+    if verify:
+        for name in SPLITS:
+            actual = content_sha256(splits[name])
+            if actual != meta["content_sha256"][name]:
+                raise DatasetFormatError(
+                    f"{path}: split {name!r} has content sha256 {actual}, "
+                    f"sidecar says {meta['content_sha256'][name]}; preprocess it again"
+                )
+    return Dataset(levels=levels, meta=meta, **splits)

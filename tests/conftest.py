@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import http.server
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """`../shared/data` beside the checkout; tests that need it skip, saying why, without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+@dataclass
+class Route:
+    body: bytes
+    content_type: str = "application/octet-stream"
+    status: int = 200
+    drop_after: int | None = None  # send this many bytes, then close the connection
+    fail_first: int = 0  # answer 503 to this many requests before serving
+    hits: int = 0
+
+
+@dataclass
+class LocalServer:
+    """A real HTTP server on 127.0.0.1 serving routes the test defines."""
+
+    routes: dict[str, Route] = field(default_factory=dict)
+    port: int = 0
+
+    def serve(self, path: str, body: bytes, **options) -> str:
+        self.routes[path] = Route(body, **options)
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+def http_server():
+    server_state = LocalServer()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the name http.server dispatches to)
+            route = server_state.routes.get(self.path)
+            if route is None:
+                self.send_error(404)
+                return
+            route.hits += 1
+            if route.hits <= route.fail_first:
+                self.send_error(503)
+                return
+            self.send_response(route.status)
+            self.send_header("Content-Type", route.content_type)
+            self.send_header("Content-Length", str(len(route.body)))
+            self.end_headers()
+            if route.drop_after is None:
+                self.wfile.write(route.body)
+            else:
+                self.wfile.write(route.body[: route.drop_after])
+                self.wfile.flush()
+                self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server_state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens: what a machine without network sees."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/file.bin"

@@ -1,0 +1,26 @@
+import json
+
+from arbench.data import load_dataset
+from arbench.prepare import main
+
+
+def test_cli_writes_dataset_and_sidecar(tmp_path):
+    out = tmp_path / "data" / "atari.npz"
+    spec = {"source": "atari", "games": ["Pong"], "frames": 90, "max_episode_frames": 20}
+    assert main(["--spec", json.dumps(spec), "--out", str(out)]) == 0
+    data = load_dataset(out, verify=True)
+    assert data.meta["spec"] == spec and data.meta["source"] == "atari"
+    assert sum(data.meta["counts"].values()) == 90
+
+
+def test_cli_reads_yaml_spec_file(tmp_path):
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text("source: atari\ngames: [Breakout]\nframes: 60\nmax_episode_frames: 15\n")
+    assert main(["--spec", str(spec_file), "--out", str(tmp_path / "b.npz")]) == 0
+
+
+def test_cli_bad_spec_fails_with_message_and_no_output(tmp_path, caplog):
+    out = tmp_path / "x.npz"
+    assert main(["--spec", '{"source": "imagenet"}', "--out", str(out)]) == 1
+    assert "unknown dataset source 'imagenet'" in caplog.text
+    assert list(tmp_path.iterdir()) == []
