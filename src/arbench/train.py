@@ -1,0 +1,312 @@
+"""The train stage: fit one model on one dataset file.
+
+`python -m arbench.train --data D.npz --model nade --config '{...}' --out M.pt` writes the model
+(best parameters by valid NLL) to `--out`, per-epoch metrics to `--metrics` and keeps a resumable
+checkpoint at `--checkpoint`. Neural models train with minibatches (Adam or Adagrad, a per-epoch
+learning-rate decay, early stopping on the valid NLL); a checkpoint is written atomically after
+every epoch with the optimizer, scheduler and RNG states, so a killed job started again resumes
+and, on CPU, ends with the same parameters as an uninterrupted run. Mixture models fit in one call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from arbench.data.format import load_dataset
+from arbench.models import NEURAL, build_model, from_checkpoint
+
+log = logging.getLogger("arbench.train")
+
+TRAINING_DEFAULTS = {
+    "epochs": 50,
+    "batch_size": 100,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "lr_decay": 1.0,
+    "patience": 10,
+    "seed": 0,
+    "device": "auto",
+    "threads": None,
+}
+TRAINING_KEYS = set(TRAINING_DEFAULTS)
+METRIC_FIELDS = ["epoch", "train_nll", "valid_nll", "lr", "seconds", "images_per_second"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {choice!r} was asked for, but CUDA is not available here")
+    return torch.device(choice)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def split_config(config: dict) -> tuple[dict, dict]:
+    """A model's config mixes architecture keys and training keys; separate them."""
+    training = {**TRAINING_DEFAULTS, **{k: v for k, v in config.items() if k in TRAINING_KEYS}}
+    architecture = {k: v for k, v in config.items() if k not in TRAINING_KEYS}
+    architecture.setdefault("seed", training["seed"])
+    return architecture, training
+
+
+def write_metrics(path: Path | None, rows: list[dict]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+@torch.inference_mode()
+def mean_nll(model, images: np.ndarray, batch: int = 2000) -> float:
+    """Mean NLL (nats/image) of the model's likelihood over `images`."""
+    total = 0.0
+    for start in range(0, len(images), batch):
+        total += float(-model.log_prob(images[start : start + batch]).sum())
+    return total / len(images)
+
+
+def make_optimizer(model, training: dict):
+    if training["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=training["lr"])
+    if training["optimizer"] == "adagrad":
+        return torch.optim.Adagrad(model.parameters(), lr=training["lr"])
+    raise ValueError(f"unknown optimizer {training['optimizer']!r}; expected adam or adagrad")
+
+
+def rng_states(generator: torch.Generator) -> dict:
+    states = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    generator.set_state(states["shuffle"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_path: Path | None):
+    """Minibatch training with early stopping; returns the model holding its best parameters."""
+    device = resolve_device(training["device"])
+    model.to(device)
+    torch.manual_seed(training["seed"])
+    generator = torch.Generator().manual_seed(training["seed"])
+    optimizer = make_optimizer(model, training)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training["lr_decay"])
+    train_x = torch.from_numpy(data.train.reshape(len(data.train), -1)).long().to(device)
+    state = {"epoch": 0, "best_nll": math.inf, "best_epoch": 0, "best_state": None, "metrics": []}
+
+    if checkpoint_path.exists():
+        saved = load_checkpoint(checkpoint_path)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        restore_rng_states(saved["rng"], generator)
+        state = saved["progress"]
+        log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
+
+    batch_size = training["batch_size"]
+    steps = math.ceil(len(train_x) / batch_size)
+    while state["epoch"] < training["epochs"] and (
+        state["epoch"] - state["best_epoch"] < training["patience"]
+    ):
+        epoch = state["epoch"] + 1
+        model.train()
+        started = time.perf_counter()
+        order = torch.randperm(len(train_x), generator=generator).to(device)
+        total = 0.0
+        bar = tqdm(range(steps), desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
+        for step in bar:
+            batch = train_x[order[step * batch_size : (step + 1) * batch_size]]
+            loss = model.nll(batch).mean()
+            if not math.isfinite(loss.item()):
+                raise TrainingDiverged(
+                    f"loss is {loss.item()} at epoch {epoch}, step {step + 1}/{steps}; "
+                    f"the last good checkpoint (epoch {state['epoch']}) is kept at "
+                    f"{checkpoint_path}. Lower the learning rate and run again."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        seconds = time.perf_counter() - started
+        model.eval()
+        valid_nll = mean_nll(model, data.valid)
+        row = {
+            "epoch": epoch,
+            "train_nll": total / len(train_x),
+            "valid_nll": valid_nll,
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+            "images_per_second": len(train_x) / seconds,
+        }
+        scheduler.step()
+        state["metrics"].append(row)
+        state["epoch"] = epoch
+        if valid_nll < state["best_nll"]:
+            state["best_nll"], state["best_epoch"] = valid_nll, epoch
+            state["best_state"] = copy.deepcopy(
+                {
+                    k: v.detach().cpu() if torch.is_tensor(v) else v
+                    for k, v in model.state_dict().items()
+                }
+            )
+        log.info(
+            "epoch %d: train %.3f, valid %.3f nats (best %.3f at epoch %d), %.0f images/s",
+            epoch,
+            row["train_nll"],
+            valid_nll,
+            state["best_nll"],
+            state["best_epoch"],
+            row["images_per_second"],
+        )
+        atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_states(generator),
+                "progress": state,
+            },
+            checkpoint_path,
+        )
+        write_metrics(metrics_path, state["metrics"])
+    model.load_state_dict(state["best_state"])
+    return model, state
+
+
+def train(
+    data_path: str | Path,
+    model_name: str,
+    config: dict,
+    out: str | Path,
+    metrics: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+) -> dict:
+    """Train `model_name` on the dataset file and write the model to `out`; returns a summary."""
+    out = Path(out)
+    metrics = Path(metrics) if metrics else None
+    checkpoint = Path(checkpoint) if checkpoint else out.with_suffix(".ckpt")
+    architecture, training = split_config(config)
+    if training["threads"]:
+        torch.set_num_threads(int(training["threads"]))
+    data = load_dataset(data_path)
+    model = build_model(model_name, data.shape, data.levels, architecture)
+    started = time.perf_counter()
+    if model_name in NEURAL:
+        model, state = train_neural(model, data, training, checkpoint, metrics)
+        device = str(resolve_device(training["device"]))
+        summary = {
+            "epochs": state["epoch"],
+            "best_epoch": state["best_epoch"],
+            "best_valid_nll": state["best_nll"],
+        }
+        model.cpu()
+    else:
+        fit = model.fit(data.train, data.valid)
+        valid_nll = mean_nll(model, data.valid)
+        write_metrics(
+            metrics,
+            [
+                {
+                    "epoch": 1,
+                    "train_nll": mean_nll(model, data.train),
+                    "valid_nll": valid_nll,
+                    "seconds": time.perf_counter() - started,
+                }
+            ],
+        )
+        device = "cpu"
+        summary = {**fit, "best_valid_nll": valid_nll}
+    summary.update(
+        model=model_name,
+        dataset=str(data_path),
+        seconds=time.perf_counter() - started,
+        device=device,
+        parameters=parameter_count(model),
+    )
+    atomic_torch_save({**model.to_checkpoint(), "summary": summary}, out)
+    checkpoint.unlink(missing_ok=True)
+    log.info("wrote %s: %s", out, json.dumps(summary))
+    return summary
+
+
+def parameter_count(model) -> int:
+    if isinstance(model, torch.nn.Module):
+        return sum(p.numel() for p in model.parameters())
+    return sum(int(np.prod(v.shape)) for v in model.to_checkpoint()["state"].values())
+
+
+def load_model(path: str | Path):
+    """A trained model from a file written by `train`."""
+    return from_checkpoint(load_checkpoint(Path(path)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train one model on one dataset file.")
+    parser.add_argument("--data", required=True, help="dataset file (.npz)")
+    parser.add_argument("--model", required=True, help="nade, made, gmm or mob")
+    parser.add_argument("--config", default="{}", help="JSON/YAML model and training settings")
+    parser.add_argument("--out", required=True, help="model file to write (.pt)")
+    parser.add_argument("--metrics", help="per-epoch metrics CSV")
+    parser.add_argument("--checkpoint", help="resumable checkpoint (default: OUT with .ckpt)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        train(
+            args.data,
+            args.model,
+            yaml.safe_load(args.config) or {},
+            args.out,
+            args.metrics,
+            args.checkpoint,
+        )
+    except (TrainingDiverged, ValueError, FileNotFoundError, RuntimeError) as error:
+        log.error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

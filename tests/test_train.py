@@ -1,0 +1,182 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from arbench.data.format import save_dataset
+from arbench.models import MADE, NADE
+from arbench.train import TrainingDiverged, load_checkpoint, load_model, train
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    rng = np.random.default_rng(0)
+    prototypes = rng.random((4, 1, 4, 4)) < 0.5
+
+    def make(n):
+        flips = rng.random((n, 1, 4, 4)) < 0.1
+        return (prototypes[rng.integers(0, 4, n)] ^ flips).astype(np.uint8)
+
+    splits = {"train": make(300), "valid": make(60), "test": make(60)}
+    return save_dataset(tmp_path / "tiny.npz", splits, 2, {"source": "test"})
+
+
+CONFIGS = {
+    "nade": {
+        "hidden": 8,
+        "epochs": 4,
+        "batch_size": 32,
+        "lr": 0.01,
+        "order_agnostic": True,
+        "test_orderings": 2,
+    },
+    "made": {
+        "hidden": [16],
+        "masks": 3,
+        "epochs": 4,
+        "batch_size": 32,
+        "lr": 0.01,
+        "lr_decay": 0.9,
+    },
+}
+
+
+def read_column(path, column):
+    with open(path, newline="") as handle:
+        return [row[column] for row in csv.DictReader(handle)]
+
+
+def final_state(path):
+    return load_checkpoint(path)["state"]
+
+
+@pytest.mark.parametrize("name, cls", [("nade", NADE), ("made", MADE)])
+def test_interrupted_run_resumes_to_the_same_parameters(
+    tiny_data, tmp_path, name, cls, monkeypatch
+):
+    config = CONFIGS[name]
+    train(tiny_data, name, config, tmp_path / "straight.pt", tmp_path / "straight.csv")
+
+    calls = {"n": 0}
+    original = cls.nll
+
+    def dies_in_epoch_three(self, x):
+        calls["n"] += 1
+        if calls["n"] == 2 * 10 + 5:  # 10 batches an epoch: midway through epoch 3
+            raise KeyboardInterrupt
+        return original(self, x)
+
+    monkeypatch.setattr(cls, "nll", dies_in_epoch_three)
+    checkpoint = tmp_path / "resumed.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            tiny_data, name, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", checkpoint
+        )
+    assert load_checkpoint(checkpoint)["progress"]["epoch"] == 2
+    assert not (tmp_path / "resumed.pt").exists()
+    monkeypatch.setattr(cls, "nll", original)
+    train(tiny_data, name, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", checkpoint)
+
+    straight, resumed = final_state(tmp_path / "straight.pt"), final_state(tmp_path / "resumed.pt")
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        if isinstance(straight[key], torch.Tensor):
+            torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+    assert read_column(tmp_path / "resumed.csv", "valid_nll") == read_column(
+        tmp_path / "straight.csv", "valid_nll"
+    )
+    assert not checkpoint.exists()  # removed once the model is written
+
+
+def test_sigkilled_training_resumes_from_its_checkpoint(tiny_data, tmp_path):
+    config = '{"hidden": [64], "epochs": 6, "batch_size": 10, "lr": 0.01, "masks": 2}'
+    command = [
+        sys.executable,
+        "-m",
+        "arbench.train",
+        "--data",
+        str(tiny_data),
+        "--model",
+        "made",
+        "--config",
+        config,
+    ]
+    subprocess.run(
+        [*command, "--out", str(tmp_path / "straight.pt")], check=True, capture_output=True
+    )
+
+    checkpoint = tmp_path / "killed.ckpt"
+    run = [*command, "--out", str(tmp_path / "killed.pt"), "--checkpoint", str(checkpoint)]
+    process = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (tmp_path / "killed.pt").exists()
+    killed_at = load_checkpoint(checkpoint)["progress"]["epoch"]
+    assert 1 <= killed_at < 6
+
+    resumed = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert f"resuming from {checkpoint} after epoch {killed_at}" in resumed.stderr
+    straight, again = final_state(tmp_path / "straight.pt"), final_state(tmp_path / "killed.pt")
+    for key, value in straight.items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(again[key], value, rtol=0, atol=0)
+
+
+def test_nan_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(
+    tiny_data, tmp_path, monkeypatch
+):
+    original = NADE.nll
+    calls = {"n": 0}
+
+    def goes_nan(self, x):
+        calls["n"] += 1
+        loss = original(self, x)
+        return loss * float("nan") if calls["n"] == 10 + 3 else loss
+
+    monkeypatch.setattr(NADE, "nll", goes_nan)
+    checkpoint = tmp_path / "m.ckpt"
+    with pytest.raises(TrainingDiverged, match=r"at epoch 2, step 3/10.*epoch 1"):
+        train(
+            tiny_data,
+            "nade",
+            {**CONFIGS["nade"], "kernel": "reference"},
+            tmp_path / "m.pt",
+            checkpoint=checkpoint,
+        )
+    assert load_checkpoint(checkpoint)["progress"]["epoch"] == 1
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_early_stopping_keeps_the_best_epoch(tiny_data, tmp_path):
+    summary = train(
+        tiny_data,
+        "made",
+        {"hidden": [32], "epochs": 40, "patience": 3, "lr": 0.05},
+        tmp_path / "m.pt",
+        tmp_path / "m.csv",
+    )
+    valid = [float(v) for v in read_column(tmp_path / "m.csv", "valid_nll")]
+    assert summary["best_epoch"] == 1 + int(np.argmin(valid))
+    assert len(valid) == summary["best_epoch"] + 3 or len(valid) == 40
+    model = load_model(tmp_path / "m.pt")
+    from arbench.data import load_dataset
+
+    valid_x = load_dataset(tiny_data).valid
+    assert float(-model.log_prob(valid_x).mean()) == pytest.approx(min(valid), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gmm", "mob"])
+def test_mixtures_train_through_the_same_entry_point(tiny_data, tmp_path, name):
+    summary = train(tiny_data, name, {"components": 3}, tmp_path / "m.pt", tmp_path / "m.csv")
+    model = load_model(tmp_path / "m.pt")
+    assert model.name == name and summary["parameters"] > 0
+    assert model.sample(5, seed=0).shape == (5, 1, 4, 4)
