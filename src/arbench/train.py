@@ -39,6 +39,7 @@ TRAINING_DEFAULTS = {
     "lr": 1e-3,
     "lr_decay": 1.0,
     "patience": 10,
+    "max_minutes": None,
     "seed": 0,
     "device": "auto",
     "threads": None,
@@ -105,10 +106,11 @@ def mean_nll(model, images: np.ndarray, batch: int = 2000) -> float:
 
 
 def make_optimizer(model, training: dict):
+    # Fused: one pass over each parameter instead of one per arithmetic operation.
     if training["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=training["lr"])
+        return torch.optim.Adam(model.parameters(), lr=training["lr"], fused=True)
     if training["optimizer"] == "adagrad":
-        return torch.optim.Adagrad(model.parameters(), lr=training["lr"])
+        return torch.optim.Adagrad(model.parameters(), lr=training["lr"], fused=True)
     raise ValueError(f"unknown optimizer {training['optimizer']!r}; expected adam or adagrad")
 
 
@@ -148,9 +150,14 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
 
     batch_size = training["batch_size"]
     steps = math.ceil(len(train_x) / batch_size)
+    # A wall-clock budget for this run (e.g. a cluster time slot); checked between epochs.
+    deadline = time.monotonic() + 60 * training["max_minutes"] if training["max_minutes"] else None
     while state["epoch"] < training["epochs"] and (
         state["epoch"] - state["best_epoch"] < training["patience"]
     ):
+        if deadline is not None and time.monotonic() > deadline:
+            log.info("stopping after epoch %d: max_minutes reached", state["epoch"])
+            break
         epoch = state["epoch"] + 1
         model.train()
         started = time.perf_counter()

@@ -5,13 +5,15 @@ Estimation", ICML. Reproduction (binarized MNIST): 1 hidden layer of 500, 32 mas
 2 hidden layers of 8,000, 32 masks: 86.64 nats test NLL (Adagrad lr 0.01, batch 100, direct
 connections, masks resampled every minibatch, early stopping after 30 epochs).
 
-Masks come from integer degrees: input at ordering position p has degree p (1..D); a hidden unit
-with degree m sees inputs of degree <= m; an output of degree p sees hidden units of degree < p.
-With several masks (connectivity-agnostic training) each minibatch uses the next mask, and the
-likelihood is the log-mean-exp over masks of each mask's exact likelihood.
+Masks come from integer degrees: the input at ordering position p has degree p (1..D); a hidden
+unit with degree m sees inputs of degree <= m; an output of degree p sees hidden units of degree
+< p. With several masks (connectivity-agnostic training) each minibatch uses the next mask, and
+the likelihood is the log-mean-exp over masks of each mask's exact likelihood.
 
-Masked weights are recomputed only when the mask changes or the weights were updated
-(`torch.Tensor._version`), never twice for the same weights.
+The network works in the position space of its base ordering (input and output p belong to pixel
+`order[p]`). With one mask the hidden units are labelled in order of degree, which makes every
+mask a staircase: each block of output rows needs only a prefix of the input columns, so the
+matmuls skip the zero upper part, close to half of the work.
 """
 
 from __future__ import annotations
@@ -29,25 +31,72 @@ EVAL_BATCH = 1024
 
 
 def made_degrees(
-    dims: int, hidden: list[int], order: torch.Tensor, generator
+    input_degrees: torch.Tensor, hidden: list[int], generator, sort: bool
 ) -> list[torch.Tensor]:
-    """Degrees of the inputs (position in `order`, 1..D) and of each hidden layer."""
-    inputs = torch.empty(dims, dtype=torch.long)
-    inputs[order] = torch.arange(1, dims + 1)
-    degrees = [inputs]
+    """Degrees of the inputs and of each hidden layer (sorted ascending when `sort`)."""
+    dims = len(input_degrees)
+    degrees = [input_degrees]
     for width in hidden:
-        low = int(degrees[-1].min()) if dims > 1 else 1
-        degrees.append(torch.randint(low, max(dims, low + 1), (width,), generator=generator))
+        low = int(degrees[-1].min())
+        drawn = torch.randint(low, max(dims, low + 1), (width,), generator=generator)
+        degrees.append(torch.sort(drawn).values if sort else drawn)
     return degrees
 
 
 def made_masks(degrees: list[torch.Tensor], params_per_dim: int) -> list[torch.Tensor]:
-    """Masks (out, in) of every hidden layer and of the output layer; then the direct mask."""
+    """Masks (out, in) of every hidden layer, of the output layer, then of the direct layer."""
     masks = [(later[:, None] >= earlier[None, :]).float() for earlier, later in pairwise(degrees)]
     output_degrees = degrees[0].repeat_interleave(params_per_dim)
     masks.append((output_degrees[:, None] > degrees[-1][None, :]).float())
     masks.append((output_degrees[:, None] > degrees[0][None, :]).float())
     return masks
+
+
+def staircase_blocks(mask: torch.Tensor, n_blocks: int) -> list[tuple[int, int, int]]:
+    """Split the rows into `n_blocks`; each block (r0, r1, c) has no connection beyond column c."""
+    rows = mask.shape[0]
+    bounds = np.linspace(0, rows, min(n_blocks, rows) + 1).round().astype(int)
+    blocks = []
+    for r0, r1 in pairwise(bounds.tolist()):
+        used = mask[r0:r1].any(0).nonzero()
+        blocks.append((r0, r1, int(used.max()) + 1 if len(used) else 0))
+    return blocks
+
+
+class StaircaseLinear(torch.autograd.Function):
+    """y = x (W * M)^T + b computed by row blocks, block (r0, r1, c) reading only x[:, :c].
+
+    Written by hand because slicing a parameter under autograd would give every block a
+    full-size zero gradient to add into; here each block writes its part of one gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mask, blocks):
+        masked = [weight[r0:r1, :c] * mask[r0:r1, :c] for r0, r1, c in blocks]
+        parts = [x[:, :c] @ w.t() for (_, _, c), w in zip(blocks, masked, strict=True)]
+        out = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+        if bias is not None:
+            out = out + bias
+        ctx.save_for_backward(x, mask, *masked)
+        ctx.blocks, ctx.has_bias, ctx.weight_shape = blocks, bias is not None, weight.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, mask, *masked = ctx.saved_tensors
+        grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
+        grad_w = grad_out.new_zeros(ctx.weight_shape) if ctx.needs_input_grad[1] else None
+        for (r0, r1, c), w in zip(ctx.blocks, masked, strict=True):
+            if c == 0:
+                continue
+            g = grad_out[:, r0:r1]
+            if grad_x is not None:
+                grad_x[:, :c].addmm_(g, w)
+            if grad_w is not None:
+                grad_w[r0:r1, :c] = g.t() @ x[:, :c]
+                grad_w[r0:r1, :c].mul_(mask[r0:r1, :c])
+        grad_b = grad_out.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b, None, None
 
 
 class MADE(NeuralDensityModel):
@@ -60,6 +109,7 @@ class MADE(NeuralDensityModel):
         "direct": True,
         "output": "auto",
         "components": 5,
+        "blocks": 4,
         "seed": 0,
     }
 
@@ -76,31 +126,51 @@ class MADE(NeuralDensityModel):
             torch.nn.Linear(self.dims, self.dims * k, bias=False) if config["direct"] else None
         )
         generator = torch.Generator().manual_seed(config["seed"])
-        with (
-            torch.no_grad()
-        ):  # from the model's own seed, not the global RNG: same config, same model
-            for linear in [*self.layers, *([self.direct] if self.direct is not None else [])]:
+        with torch.no_grad():  # from the model's own seed, not the global RNG
+            for linear in self.linears():
                 bound = 1.0 / np.sqrt(linear.in_features)
                 linear.weight.uniform_(-bound, bound, generator=generator)
                 if linear.bias is not None:
                     linear.bias.uniform_(-bound, bound, generator=generator)
-        base_order = make_order(self.shape, config["ordering"], config["seed"])
-        masks, orders = [], []
+
+        self.register_buffer("order", make_order(self.shape, config["ordering"], config["seed"]))
+        single = config["masks"] == 1
+        degrees, position_orders = [], []
         for index in range(config["masks"]):
-            order = base_order
+            positions = torch.arange(self.dims)
             if config["order_agnostic"] and index > 0:
-                order = torch.randperm(self.dims, generator=generator)
-            degrees = made_degrees(self.dims, config["hidden"], order, generator)
-            masks.append(made_masks(degrees, k))
-            orders.append(order)
-        # Stacked per layer: masks_l has shape (n_masks, out, in).
-        for layer_index in range(len(widths)):
-            self.register_buffer(
-                f"masks_{layer_index}", torch.stack([m[layer_index] for m in masks])
-            )
-        self.register_buffer("orders", torch.stack(orders))
+                positions = torch.randperm(self.dims, generator=generator)
+            input_degrees = torch.empty(self.dims, dtype=torch.long)
+            input_degrees[positions] = torch.arange(1, self.dims + 1)
+            degrees.append(made_degrees(input_degrees, config["hidden"], generator, sort=single))
+            position_orders.append(positions)
+        # Degrees, not masks, are stored: 32 masks of a 2x8000 MADE would take 10 GB.
+        for layer_index in range(len(degrees[0])):  # degrees_l: (n_masks, width_l)
+            stacked = torch.stack([d[layer_index] for d in degrees]).to(torch.int32)
+            self.register_buffer(f"degrees_{layer_index}", stacked)
+        self.register_buffer("position_orders", torch.stack(position_orders))
+        # Pixel order of each mask: what sampling follows and what the tests perturb.
+        self.register_buffer("orders", self.order[self.position_orders])
+        self._mask_cache: tuple = (None, None)
+        n_blocks = config["blocks"] if single else 1
+        self.blocks = [staircase_blocks(mask, n_blocks) for mask in self.masks(0)]
         self.mask_index = 0
-        self._masked_cache: dict = {}
+
+    def linears(self) -> list[torch.nn.Linear]:
+        return [*self.layers, *([self.direct] if self.direct is not None else [])]
+
+    def masks(self, mask_index: int) -> list[torch.Tensor]:
+        """Masks of every linear layer for one mask index, built from degrees, cached once."""
+        key = (mask_index, self.degrees_0.device)
+        if self._mask_cache[0] != key:
+            # Normal tensors even when first asked for in evaluation, so training can use them.
+            with torch.inference_mode(False), torch.no_grad():
+                degrees = [
+                    getattr(self, f"degrees_{i}")[mask_index] for i in range(len(self.layers))
+                ]
+                masks = made_masks(degrees, self.output.params_per_dim)
+            self._mask_cache = (key, masks if self.direct is not None else masks[:-1])
+        return self._mask_cache[1]
 
     def get_extra_state(self) -> dict:
         """The mask cycle position travels with the weights: a resumed run uses the same masks."""
@@ -109,39 +179,30 @@ class MADE(NeuralDensityModel):
     def set_extra_state(self, state: dict) -> None:
         self.mask_index = int(state["mask_index"])
 
-    def mask(self, layer_index: int, mask_index: int) -> torch.Tensor:
-        return getattr(self, f"masks_{layer_index}")[mask_index]
+    def _params(self, values: torch.Tensor, mask_index: int) -> torch.Tensor:
+        """Output parameters (B, D, K) in position space from inputs in position space."""
+        masks = self.masks(mask_index)
 
-    def masked_weights(self, mask_index: int) -> list[torch.Tensor]:
-        """Weights times masks, cached for as long as neither the mask nor the weights change."""
-        weights = [layer.weight for layer in self.layers]
+        def linear(x, index, layer, bias):
+            return StaircaseLinear.apply(x, layer.weight, bias, masks[index], self.blocks[index])
+
+        hidden = values
+        for index, layer in enumerate(self.layers[:-1]):
+            hidden = F.relu(linear(hidden, index, layer, layer.bias))
+        last = len(self.layers) - 1
+        out = linear(hidden, last, self.layers[-1], self.layers[-1].bias)
         if self.direct is not None:
-            weights.append(self.direct.weight)
-        key = (
-            mask_index,
-            torch.is_grad_enabled(),
-            tuple(w._version for w in weights),
-            tuple(w.data_ptr() for w in weights),
-        )
-        if self._masked_cache.get("key") != key:
-            masked = [w * self.mask(i, mask_index) for i, w in enumerate(weights)]
-            self._masked_cache = {"key": key, "masked": masked}
-        return self._masked_cache["masked"]
+            out = out + linear(values, last + 1, self.direct, None)
+        return out.view(len(values), self.dims, self.output.params_per_dim)
 
     def forward_params(self, x: torch.Tensor, mask_index: int) -> torch.Tensor:
-        """Output parameters (B, D, K) for long input (B, D) under one mask."""
-        values = self.inputs(x)
-        weights = self.masked_weights(mask_index)
-        hidden = values
-        for layer, weight in zip(self.layers[:-1], weights, strict=False):
-            hidden = F.relu(F.linear(hidden, weight, layer.bias))
-        out = F.linear(hidden, weights[len(self.layers) - 1], self.layers[-1].bias)
-        if self.direct is not None:
-            out = out + F.linear(values, weights[-1])
-        return out.view(len(x), self.dims, self.output.params_per_dim)
+        """Output parameters (B, D, K) for long pixel-space input (B, D), in pixel space."""
+        params = self._params(self.inputs(x[:, self.order]), mask_index)
+        return torch.empty_like(params).index_copy_(1, self.order, params)
 
     def log_prob_mask(self, x: torch.Tensor, mask_index: int) -> torch.Tensor:
-        return self.output.log_prob(self.forward_params(x, mask_index), x).sum(1)
+        x = x[:, self.order]
+        return self.output.log_prob(self._params(self.inputs(x), mask_index), x).sum(1)
 
     def nll(self, x: torch.Tensor) -> torch.Tensor:
         """Loss under the next mask in the cycle (connectivity-agnostic training)."""
@@ -155,15 +216,16 @@ class MADE(NeuralDensityModel):
         parts = []
         for start in range(0, len(x), EVAL_BATCH):
             batch = x[start : start + EVAL_BATCH]
-            per_mask = torch.stack([self.log_prob_mask(batch, m) for m in range(len(self.orders))])
+            members = range(len(self.position_orders))
+            per_mask = torch.stack([self.log_prob_mask(batch, m) for m in members])
             parts.append(log_mean_exp(per_mask, 0))
         return torch.cat(parts)
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """Exact samples of the ensemble: a mask per image, then pixels in that mask's order."""
+        """Exact samples of the ensemble: a mask per image, then values in that mask's order."""
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        n_masks = len(self.orders)
+        n_masks = len(self.position_orders)
         choice = torch.randint(n_masks, (n,), generator=generator, device=self.device)
         out = torch.empty(n, self.dims, dtype=torch.long, device=self.device)
         for m in range(n_masks):
@@ -171,28 +233,52 @@ class MADE(NeuralDensityModel):
             for start in range(0, len(rows), EVAL_BATCH):
                 chunk = rows[start : start + EVAL_BATCH]
                 out[chunk] = self._sample_mask(len(chunk), m, generator)
-        return out.reshape(n, *self.shape).to(torch.uint8).cpu().numpy()
+        pixels = torch.empty_like(out).index_copy_(1, self.order, out)
+        return pixels.reshape(n, *self.shape).to(torch.uint8).cpu().numpy()
 
     def _sample_mask(self, n: int, mask_index: int, generator) -> torch.Tensor:
-        """Draw in order; the first layer's pre-activation is updated incrementally, and only
-        the output rows of the dimension being drawn are computed."""
-        weights = self.masked_weights(mask_index)
+        """Values in position space, drawn one position at a time. The first layer's
+        pre-activation is updated incrementally, only the drawn position's outputs are computed,
+        and each step touches only the units its mask connects (read off the masks)."""
+        masks = self.masks(mask_index)
+        masked = [linear.weight * mask for linear, mask in zip(self.linears(), masks, strict=True)]
         k = self.output.params_per_dim
         first, last = self.layers[0], self.layers[-1]
-        pre_activation = first.bias.expand(n, -1).clone()
-        out = torch.zeros(n, self.dims, dtype=torch.long, device=self.device)
-        values = torch.zeros(n, self.dims, device=self.device)
+        output_index = len(self.layers) - 1
+        shallow = output_index == 1  # one hidden layer: its pre-activation is all the state
+
+        def extents(mask):  # per position p: columns 0..e-1 hold every connection of p's rows
+            connected = mask.view(self.dims, k, -1).any(1)
+            columns = torch.arange(1, connected.shape[1] + 1, device=mask.device)
+            return (connected * columns).amax(1).tolist()
+
+        hidden_used = extents(masks[output_index])
+        direct_used = extents(masks[-1]) if self.direct is not None else None
+        rows_fed = torch.arange(masks[0].shape[0], device=self.device)[:, None]
+        # per input p: the first hidden unit it feeds (a suffix follows when degrees are sorted)
+        first_fed = torch.where(masks[0] > 0, rows_fed, masks[0].shape[0]).amin(0).tolist()
+        # Unit-major (units, n): the slices each step touches are contiguous rows.
+        pre_activation = first.bias[:, None].expand(-1, n).clone()
+        values = torch.zeros(self.dims, n, device=self.device)
+        out = torch.zeros(self.dims, n, dtype=torch.long, device=self.device)
         scale = 1.0 / (self.levels - 1)
-        for d in self.orders[mask_index].tolist():
-            hidden = F.relu(pre_activation)
-            for layer, weight in zip(self.layers[1:-1], weights[1:], strict=False):
-                hidden = F.relu(F.linear(hidden, weight, layer.bias))
-            rows = slice(d * k, (d + 1) * k)
-            params = F.linear(hidden, weights[len(self.layers) - 1][rows], last.bias[rows])
+        for p in self.position_orders[mask_index].tolist():
+            rows = slice(p * k, (p + 1) * k)
+            used = hidden_used[p]
+            if shallow:
+                hidden = F.relu(pre_activation[:used])
+            else:
+                hidden = F.relu(pre_activation).t()
+                for layer, weight in zip(self.layers[1:-1], masked[1:], strict=False):
+                    hidden = F.relu(F.linear(hidden, weight, layer.bias))
+                hidden = hidden.t()[:used]
+            params = torch.addmm(last.bias[rows, None], masked[output_index][rows, :used], hidden)
             if self.direct is not None:
-                params = params + values @ weights[-1][rows].t()
-            value = self.output.sample(params, generator)
-            out[:, d] = value
-            values[:, d] = value.float() * scale
-            pre_activation.addmm_(values[:, d : d + 1], weights[0][:, d].unsqueeze(0))
-        return out
+                seen = direct_used[p]
+                params.addmm_(masked[-1][rows, :seen], values[:seen])
+            value = self.output.sample(params.t(), generator)
+            out[p] = value
+            values[p] = value.float() * scale
+            start = first_fed[p]
+            pre_activation[start:].addr_(masked[0][start:, p], values[p])
+        return out.t()

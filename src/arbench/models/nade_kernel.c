@@ -20,7 +20,7 @@ typedef struct {
 } job_t;
 
 /* Images handled together by one thread: each weight row is loaded once per group. */
-enum { GROUP = 8 };
+enum { GROUP = 16 };
 
 static void *run(void *arg) {
     job_t *j = (job_t *)arg;
