@@ -110,7 +110,8 @@ def make_optimizer(model, training: dict):
     if training["optimizer"] == "adam":
         return torch.optim.Adam(model.parameters(), lr=training["lr"], fused=True)
     if training["optimizer"] == "adagrad":
-        return torch.optim.Adagrad(model.parameters(), lr=training["lr"], fused=True)
+        on_cpu = next(model.parameters()).device.type == "cpu"  # fused Adagrad is CPU-only
+        return torch.optim.Adagrad(model.parameters(), lr=training["lr"], fused=on_cpu)
     raise ValueError(f"unknown optimizer {training['optimizer']!r}; expected adam or adagrad")
 
 
@@ -232,13 +233,25 @@ def train(
     checkpoint: str | Path | None = None,
 ) -> dict:
     """Train `model_name` on the dataset file and write the model to `out`; returns a summary."""
+    summary = fit(load_dataset(data_path), model_name, config, out, metrics, checkpoint)
+    return {**summary, "dataset": str(data_path)}
+
+
+def fit(
+    data,
+    model_name: str,
+    config: dict,
+    out: str | Path,
+    metrics: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+) -> dict:
+    """Train on an in-memory dataset (train and valid splits are used) and write `out`."""
     out = Path(out)
     metrics = Path(metrics) if metrics else None
     checkpoint = Path(checkpoint) if checkpoint else out.with_suffix(".ckpt")
     architecture, training = split_config(config)
     if training["threads"]:
         torch.set_num_threads(int(training["threads"]))
-    data = load_dataset(data_path)
     model = build_model(model_name, data.shape, data.levels, architecture)
     started = time.perf_counter()
     if model_name in NEURAL:
@@ -268,7 +281,6 @@ def train(
         summary = {**fit, "best_valid_nll": valid_nll}
     summary.update(
         model=model_name,
-        dataset=str(data_path),
         seconds=time.perf_counter() - started,
         device=device,
         parameters=parameter_count(model),
