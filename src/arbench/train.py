@@ -40,6 +40,8 @@ TRAINING_DEFAULTS = {
     "lr_decay": 1.0,
     "patience": 10,
     "max_minutes": None,
+    "weight_decay": 0.0,
+    "tf32": False,
     "seed": 0,
     "device": "auto",
     "threads": None,
@@ -107,11 +109,12 @@ def mean_nll(model, images: np.ndarray, batch: int = 2000) -> float:
 
 def make_optimizer(model, training: dict):
     # Fused: one pass over each parameter instead of one per arithmetic operation.
+    settings = {"lr": training["lr"], "weight_decay": training["weight_decay"]}
     if training["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=training["lr"], fused=True)
+        return torch.optim.Adam(model.parameters(), fused=True, **settings)
     if training["optimizer"] == "adagrad":
         on_cpu = next(model.parameters()).device.type == "cpu"  # fused Adagrad is CPU-only
-        return torch.optim.Adagrad(model.parameters(), lr=training["lr"], fused=on_cpu)
+        return torch.optim.Adagrad(model.parameters(), fused=on_cpu, **settings)
     raise ValueError(f"unknown optimizer {training['optimizer']!r}; expected adam or adagrad")
 
 
@@ -132,6 +135,8 @@ def restore_rng_states(states: dict, generator: torch.Generator) -> None:
 def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_path: Path | None):
     """Minibatch training with early stopping; returns the model holding its best parameters."""
     device = resolve_device(training["device"])
+    # TF32 trades matmul precision (10-bit mantissa) for tensor-core speed on CUDA.
+    torch.backends.cuda.matmul.allow_tf32 = bool(training["tf32"])
     model.to(device)
     torch.manual_seed(training["seed"])
     generator = torch.Generator().manual_seed(training["seed"])
