@@ -47,7 +47,8 @@ def main() -> None:
     config = yaml.safe_load(args.config)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        summary = fit(data, args.model, config, Path(scratch) / "model.pt", args.out / "metrics.csv")
+        model_path, metrics = Path(scratch) / "model.pt", args.out / "metrics.csv"
+        summary = fit(data, args.model, config, model_path, metrics)
     summary.update(
         config=config,
         wall_seconds=time.perf_counter() - started,

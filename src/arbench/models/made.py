@@ -152,8 +152,12 @@ class MADE(NeuralDensityModel):
         # Pixel order of each mask: what sampling follows and what the tests perturb.
         self.register_buffer("orders", self.order[self.position_orders])
         self._mask_cache: tuple = (None, None)
-        n_blocks = config["blocks"] if single else 1
-        self.blocks = [staircase_blocks(mask, n_blocks) for mask in self.masks(0)]
+        # Blocks follow mask 0's staircase; other masks may connect anywhere, so they get one
+        # block spanning every column.
+        self.blocks = [
+            staircase_blocks(mask, config["blocks"]) if single else [(0, *mask.shape)]
+            for mask in self.masks(0)
+        ]
         self.mask_index = 0
 
     def linears(self) -> list[torch.nn.Linear]:
