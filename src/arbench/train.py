@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import io
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from arbench.data.format import load_dataset
+from arbench.data.format import atomic_write, load_dataset
 from arbench.models import NEURAL, build_model, from_checkpoint
 
 log = logging.getLogger("arbench.train")
@@ -63,15 +62,7 @@ def resolve_device(choice: str) -> torch.device:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(Path(path), lambda handle: torch.save(obj, handle))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -89,13 +80,11 @@ def split_config(config: dict) -> tuple[dict, dict]:
 def write_metrics(path: Path | None, rows: list[dict]) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda handle: handle.write(text.getvalue().encode()))
 
 
 @torch.inference_mode()

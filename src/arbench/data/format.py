@@ -81,7 +81,7 @@ def validate_splits(splits: dict[str, np.ndarray], levels: int, origin: str) -> 
         raise DatasetFormatError(f"{origin}: splits disagree on image shape: {sorted(shapes)}")
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -114,12 +114,12 @@ def save_dataset(
         "content_sha256": {name: content_sha256(splits[name]) for name in SPLITS},
     }
     path.unlink(missing_ok=True)
-    _atomic_write(
+    atomic_write(
         sidecar_path(path),
         lambda handle: handle.write(json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n"),
     )
     arrays = {name: splits[name] for name in SPLITS}
-    _atomic_write(path, lambda handle: np.savez(handle, levels=np.int64(levels), **arrays))
+    atomic_write(path, lambda handle: np.savez(handle, levels=np.int64(levels), **arrays))
     return path
 
 

@@ -18,16 +18,20 @@ def check_fractions(fractions) -> tuple[float, float, float]:
 
 
 def split_items(n: int, fractions, seed: int) -> dict[str, np.ndarray]:
-    """Shuffle 0..n-1 with `seed` and cut it into train/valid/test index arrays."""
+    """Shuffle 0..n-1 with `seed` and cut it into train/valid/test index arrays.
+
+    The indices stay shuffled: sources grouped by class (the MNIST files are) are mixed within
+    every split, so any prefix of a split is a fair sample of it.
+    """
     fractions = check_fractions(fractions)
     n_valid, n_test = round(n * fractions[1]), round(n * fractions[2])
     if n - n_valid - n_test < 1 or n_valid < 1 or n_test < 1:
         raise ValueError(f"{n} items are too few to split into {list(fractions)}")
     order = np.random.default_rng(seed).permutation(n)
     return {
-        "valid": np.sort(order[:n_valid]),
-        "test": np.sort(order[n_valid : n_valid + n_test]),
-        "train": np.sort(order[n_valid + n_test :]),
+        "valid": order[:n_valid],
+        "test": order[n_valid : n_valid + n_test],
+        "train": order[n_valid + n_test :],
     }
 
 

@@ -1,0 +1,83 @@
+"""Figures: sample grids beside real test images, and training curves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def image_grid(images: np.ndarray, levels: int, columns: int) -> np.ndarray:
+    """(N, C, H, W) levels -> one (rows*H, columns*W, 3) float image in [0, 1], 1-pixel gaps."""
+    n, channels, height, width = images.shape
+    rows = -(-n // columns)
+    scaled = images.astype(np.float64) / (levels - 1)
+    if channels == 1:
+        scaled = np.repeat(scaled, 3, axis=1)
+    grid = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1, 3))
+    for index, image in enumerate(scaled):
+        top, left = (index // columns) * (height + 1), (index % columns) * (width + 1)
+        grid[top : top + height, left : left + width] = image.transpose(1, 2, 0)
+    return grid
+
+
+def save(figure, out: Path) -> list[Path]:
+    """PNG for reading, PDF as the vector version."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out.with_suffix(".png"), out.with_suffix(".pdf")]
+    for path in paths:
+        figure.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(figure)
+    return paths
+
+
+def sample_panels(
+    real: np.ndarray,
+    samples: dict[str, np.ndarray],
+    levels: int,
+    title: str,
+    out: Path,
+    count: int = 36,
+) -> list[Path]:
+    """One panel per source, the same number of images at the same scale, real ones first."""
+    panels = {"real (test)": real[:count], **{name: s[:count] for name, s in samples.items()}}
+    columns = int(np.ceil(np.sqrt(count)))
+    figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+    for axis, (name, images) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+        axis.imshow(image_grid(images, levels, columns), interpolation="nearest")
+        axis.set_title(name, fontsize=12)
+        axis.axis("off")
+    figure.suptitle(title, fontsize=13)
+    return save(figure, out)
+
+
+def read_curves(path: Path) -> dict[str, list[float]]:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {
+        key: [float(r[key]) for r in rows if r[key]] for key in ("epoch", "train_nll", "valid_nll")
+    }
+
+
+def training_curves(curves: dict[str, Path], title: str, out: Path) -> list[Path]:
+    """Train (dashed) and valid (solid) NLL per epoch, one colour per model."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for index, (name, path) in enumerate(curves.items()):
+        curve = read_curves(path)
+        colour = f"C{index}"
+        axis.plot(curve["epoch"], curve["valid_nll"], color=colour, label=f"{name} valid")
+        axis.plot(
+            curve["epoch"], curve["train_nll"], color=colour, linestyle="--", label=f"{name} train"
+        )
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("NLL (nats / image, log scale)")
+    axis.set_yscale("log")
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    return save(figure, out)

