@@ -41,6 +41,17 @@ def log_mean_exp(log_probs: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.logsumexp(log_probs, dim=dim) - math.log(log_probs.shape[dim])
 
 
+def checkpoint(model, state: dict) -> dict:
+    """What every model saves: enough to rebuild it (name, shape, levels, config) and its state."""
+    return {
+        "model": model.name,
+        "shape": list(model.shape),
+        "levels": model.levels,
+        "config": model.config,
+        "state": state,
+    }
+
+
 class NeuralDensityModel(torch.nn.Module):
     """Base of NADE and MADE: a torch module over flattened images with exact likelihoods."""
 
@@ -66,21 +77,46 @@ class NeuralDensityModel(torch.nn.Module):
         """Training loss per image (nats) on long (B, D) input; may use a random ordering/mask."""
         raise NotImplementedError
 
-    def log_prob(self, x) -> torch.Tensor:
-        """Exact log p(x) in nats per image (the ensemble where the model has one)."""
+    # An ensemble of `members` (orderings, masks) with p(x) = mean_k p_k(x); one member is a
+    # plain model. Subclasses give each member's exact log-likelihood and sampler.
+    members: int
+    eval_batch: int
+    sample_batch: int = 1024
+
+    def member_log_prob(self, x: torch.Tensor, member: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+    def sample_member(self, n: int, member: int, generator) -> torch.Tensor:
+        """n images (n, D) in pixel order, drawn from one member."""
         raise NotImplementedError
+
+    @torch.inference_mode()
+    def log_prob(self, x) -> torch.Tensor:
+        """Exact log p(x) in nats per image: the log-mean-exp over members of their likelihoods
+        (never the likelihood of averaged outputs)."""
+        x = as_long_tensor(x, self.device)
+        parts = []
+        for start in range(0, len(x), self.eval_batch):
+            batch = x[start : start + self.eval_batch]
+            per_member = torch.stack([self.member_log_prob(batch, k) for k in range(self.members)])
+            parts.append(log_mean_exp(per_member, 0))
+        return torch.cat(parts)
+
+    @torch.inference_mode()
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """Exact samples of the ensemble: a member per image, then that member's sampler."""
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        choice = torch.randint(self.members, (n,), generator=generator, device=self.device)
+        out = torch.empty(n, self.dims, dtype=torch.long, device=self.device)
+        for member in range(self.members):
+            rows = (choice == member).nonzero().squeeze(1)
+            for start in range(0, len(rows), self.sample_batch):
+                chunk = rows[start : start + self.sample_batch]
+                out[chunk] = self.sample_member(len(chunk), member, generator)
+        return out.reshape(n, *self.shape).to(torch.uint8).cpu().numpy()
 
     def to_checkpoint(self) -> dict:
-        return {
-            "model": self.name,
-            "shape": list(self.shape),
-            "levels": self.levels,
-            "config": self.config,
-            "state": self.state_dict(),
-        }
+        return checkpoint(self, self.state_dict())
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict):

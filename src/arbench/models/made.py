@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arbench.models.base import NeuralDensityModel, as_long_tensor, log_mean_exp, make_order
+from arbench.models.base import NeuralDensityModel, make_order
 from arbench.models.distributions import make_output
 
 EVAL_BATCH = 1024
@@ -214,31 +214,18 @@ class MADE(NeuralDensityModel):
         self.mask_index = (self.mask_index + 1) % self.config["masks"]
         return -self.log_prob_mask(x, mask_index)
 
-    @torch.inference_mode()
-    def log_prob(self, x) -> torch.Tensor:
-        x = as_long_tensor(x, self.device)
-        parts = []
-        for start in range(0, len(x), EVAL_BATCH):
-            batch = x[start : start + EVAL_BATCH]
-            members = range(len(self.position_orders))
-            per_mask = torch.stack([self.log_prob_mask(batch, m) for m in members])
-            parts.append(log_mean_exp(per_mask, 0))
-        return torch.cat(parts)
+    eval_batch = EVAL_BATCH
 
-    @torch.inference_mode()
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """Exact samples of the ensemble: a mask per image, then values in that mask's order."""
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        n_masks = len(self.position_orders)
-        choice = torch.randint(n_masks, (n,), generator=generator, device=self.device)
-        out = torch.empty(n, self.dims, dtype=torch.long, device=self.device)
-        for m in range(n_masks):
-            rows = (choice == m).nonzero().squeeze(1)
-            for start in range(0, len(rows), EVAL_BATCH):
-                chunk = rows[start : start + EVAL_BATCH]
-                out[chunk] = self._sample_mask(len(chunk), m, generator)
-        pixels = torch.empty_like(out).index_copy_(1, self.order, out)
-        return pixels.reshape(n, *self.shape).to(torch.uint8).cpu().numpy()
+    @property
+    def members(self) -> int:
+        return len(self.position_orders)
+
+    def member_log_prob(self, x: torch.Tensor, member: int) -> torch.Tensor:
+        return self.log_prob_mask(x, member)
+
+    def sample_member(self, n: int, member: int, generator) -> torch.Tensor:
+        positions = self._sample_mask(n, member, generator)
+        return torch.empty_like(positions).index_copy_(1, self.order, positions)
 
     def _sample_mask(self, n: int, mask_index: int, generator) -> torch.Tensor:
         """Values in position space, drawn one position at a time. The first layer's

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
-from arbench.models.base import as_long_tensor
+from arbench.models.base import as_long_tensor, checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +85,7 @@ class GMM:
             name: torch.from_numpy(np.asarray(getattr(self.mixture, name)))
             for name in GMM_ATTRIBUTES
         }
-        return {
-            "model": self.name,
-            "shape": list(self.shape),
-            "levels": self.levels,
-            "config": self.config,
-            "state": state,
-        }
+        return checkpoint(self, state)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict):
@@ -162,13 +156,7 @@ class MixtureOfBernoullis:
         return draws.numpy().astype(np.uint8).reshape(n, *self.shape)
 
     def to_checkpoint(self) -> dict:
-        return {
-            "model": self.name,
-            "shape": list(self.shape),
-            "levels": self.levels,
-            "config": self.config,
-            "state": {"log_weights": self.log_weights, "probs": self.probs},
-        }
+        return checkpoint(self, {"log_weights": self.log_weights, "probs": self.probs})
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from arbench.models import nade_kernel
-from arbench.models.base import NeuralDensityModel, as_long_tensor, log_mean_exp, make_order
+from arbench.models.base import NeuralDensityModel, make_order
 from arbench.models.distributions import make_output
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": F.relu}
@@ -95,29 +95,19 @@ class NADE(NeuralDensityModel):
     def nll(self, x: torch.Tensor) -> torch.Tensor:
         return -self.log_prob_ordered(x, self.training_order())
 
-    @torch.inference_mode()
-    def log_prob(self, x) -> torch.Tensor:
-        x = as_long_tensor(x, self.device)
-        chunk = max(1, EVAL_CHUNK_ELEMENTS // self.W.numel())
-        parts = []
-        for start in range(0, len(x), chunk):
-            batch = x[start : start + chunk]
-            per_order = torch.stack([self.log_prob_ordered(batch, o) for o in self.test_orders])
-            parts.append(log_mean_exp(per_order, 0))
-        return torch.cat(parts)
+    @property
+    def members(self) -> int:
+        return len(self.test_orders)
 
-    @torch.inference_mode()
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """Exact samples: pick an ordering of the ensemble per image, then draw pixel by pixel."""
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        n_orders = len(self.test_orders)
-        choice = torch.randint(n_orders, (n,), generator=generator, device=self.device)
-        out = torch.empty(n, self.dims, dtype=torch.long, device=self.device)
-        for k in range(n_orders):
-            rows = (choice == k).nonzero().squeeze(1)
-            if len(rows):
-                out[rows] = self._sample_ordered(len(rows), self.test_orders[k], generator)
-        return out.reshape(n, *self.shape).to(torch.uint8).cpu().numpy()
+    @property
+    def eval_batch(self) -> int:
+        return max(1, EVAL_CHUNK_ELEMENTS // self.W.numel())
+
+    def member_log_prob(self, x: torch.Tensor, member: int) -> torch.Tensor:
+        return self.log_prob_ordered(x, self.test_orders[member])
+
+    def sample_member(self, n: int, member: int, generator) -> torch.Tensor:
+        return self._sample_ordered(n, self.test_orders[member], generator)
 
     def _sample_ordered(self, n: int, order: torch.Tensor, generator) -> torch.Tensor:
         pre_activation = self.c.expand(n, -1).clone()
