@@ -229,3 +229,45 @@ def test_lint_is_clean():
         [sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr
+
+
+def test_a_failing_job_leaves_no_output_that_looks_complete(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["datasets"] = {"atari": {**TINY["datasets"]["atari"], "games": ["Pongg"]}}
+    result = snakemake(tmp_path, config, check=False)
+    assert result.returncode != 0
+    assert "unknown Atari game 'Pongg'" in (tmp_path / "results/logs/prepare/atari.log").read_text()
+    assert not (tmp_path / "results/data/atari.npz").exists()
+    assert not (tmp_path / "results/data/atari.json").exists()
+    assert not list((tmp_path / "results/data").glob("*.part"))
+
+
+def test_a_second_run_in_the_same_directory_is_refused_by_the_lock(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["datasets"] = {"atari": TINY["datasets"]["atari"]}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "tiny.yaml"),
+        "--cores",
+        "1",
+    ]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while not list((tmp_path / ".snakemake" / "locks").glob("*")) and time.time() < deadline:
+            time.sleep(0.1)
+        second = subprocess.run(command, capture_output=True, text=True)
+        assert second.returncode != 0
+        assert "cannot be locked" in second.stdout + second.stderr
+    finally:
+        first.wait(timeout=300)
+    assert first.returncode == 0  # the first run is unharmed
+    assert (tmp_path / "results/report.md").exists()
