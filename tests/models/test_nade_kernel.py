@@ -54,3 +54,28 @@ def test_unequal_loss_weights_are_refused():
     nll = model.nll((torch.rand(4, 4) < 0.5).long())
     with pytest.raises(RuntimeError, match="weight images equally"):
         (nll * torch.arange(4.0)).sum().backward()
+
+
+@pytest.mark.parametrize("scale", [10, 100])
+def test_saturated_activations_stay_finite_and_match(scale):
+    """Large pre-activations overflow exp: the kernel must still give the reference's numbers."""
+    model = NADE((1, 4, 5), 2, {"hidden": 16, "kernel": "fused"})
+    with torch.no_grad():
+        model.W.mul_(30 * scale)
+        model.c.normal_(0, scale)
+        model.V.mul_(scale)
+        model.b.normal_(0, scale)
+    x = (torch.rand(20, 20) < 0.4).long()
+    fused = model.nll(x)
+    fused.mean().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.config["kernel"] = "reference"
+    reference = -model.reference_log_prob(x, model.order)
+    reference.mean().backward()
+    assert torch.isfinite(fused).all() and all(torch.isfinite(g).all() for g in grads)
+    torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-3)
+    for grad, parameter in zip(grads, model.parameters(), strict=True):
+        torch.testing.assert_close(
+            grad, parameter.grad, rtol=1e-3, atol=1e-3 * float(parameter.grad.abs().max())
+        )

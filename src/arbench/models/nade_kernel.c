@@ -22,6 +22,13 @@ typedef struct {
 /* Images handled together by one thread: each weight row is loaded once per group. */
 enum { GROUP = 16 };
 
+/* Compiled with -ffast-math, which assumes no infinities: expf must never overflow, or
+ * 1 / (1 + inf) comes out as NaN. Beyond +-80 the sigmoid is 0 or 1 to float precision. */
+static inline float sigmoid(float z) {
+    z = z < -80.f ? -80.f : (z > 80.f ? 80.f : z);
+    return 1.f / (1.f + expf(-z));
+}
+
 static void *run(void *arg) {
     job_t *j = (job_t *)arg;
     const int D = j->D, H = j->H, relu = j->relu;
@@ -48,7 +55,7 @@ static void *run(void *arg) {
                 if (relu) {
                     for (int h = 0; h < H; h++) { hd[h] = ag[h] > 0.f ? ag[h] : 0.f; s += v[h] * hd[h]; }
                 } else {
-                    for (int h = 0; h < H; h++) { hd[h] = 1.f / (1.f + expf(-ag[h])); s += v[h] * hd[h]; }
+                    for (int h = 0; h < H; h++) { hd[h] = sigmoid(ag[h]); s += v[h] * hd[h]; }
                 }
                 const float l = s + j->b[d], xd = x[(size_t)g * D + d];
                 logit[(size_t)g * D + d] = l;
@@ -70,7 +77,7 @@ static void *run(void *arg) {
                 float *accg = acc + (size_t)g * H;
                 if (xd != 0.f)
                     for (int h = 0; h < H; h++) gw[h] += xd * accg[h];
-                const float grad = 1.f / (1.f + expf(-logit[(size_t)g * D + d])) - xd;
+                const float grad = sigmoid(logit[(size_t)g * D + d]) - xd;
                 j->gb[d] += grad;
                 if (relu) {
                     for (int h = 0; h < H; h++) {

@@ -26,7 +26,17 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("nade_kernel.c")
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared", "-pthread"]
+# fast-math for vectorized expf, but with IEEE infinities: the sigmoid of a large negative
+# pre-activation overflows expf to inf, and finite-math-only code turns that into NaN.
+FLAGS = [
+    "-O3",
+    "-march=native",
+    "-ffast-math",
+    "-fno-finite-math-only",
+    "-fPIC",
+    "-shared",
+    "-pthread",
+]
 FLOAT_P = ctypes.POINTER(ctypes.c_float)
 
 
