@@ -60,22 +60,28 @@ TINY = {
 }
 
 
-def snakemake(workdir: Path, config: dict, *args: str, check: bool = True):
+def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
+    """Write `config` into `workdir` and return the command that runs the workflow there."""
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
-    command = [
+    snakefile, configfile = str(REPO / "Snakefile"), str(workdir / "tiny.yaml")
+    return [
         sys.executable,
         "-m",
         "snakemake",
         "-s",
-        str(REPO / "Snakefile"),
+        snakefile,
         "--directory",
         str(workdir),
         "--configfile",
-        str(workdir / "tiny.yaml"),
+        configfile,
         "--cores",
         "2",
         *args,
     ]
+
+
+def snakemake(workdir: Path, config: dict, *args: str, check: bool = True):
+    command = snakemake_command(workdir, config, *args)
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
     if check and result.returncode != 0:
         raise AssertionError(
@@ -245,20 +251,7 @@ def test_a_failing_job_leaves_no_output_that_looks_complete(tmp_path):
 def test_a_second_run_in_the_same_directory_is_refused_by_the_lock(tmp_path):
     config = copy.deepcopy(TINY)
     config["datasets"] = {"atari": TINY["datasets"]["atari"]}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(tmp_path / "tiny.yaml"),
-        "--cores",
-        "1",
-    ]
+    command = snakemake_command(tmp_path, config)
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 60
