@@ -79,3 +79,25 @@ def test_saturated_activations_stay_finite_and_match(scale):
         torch.testing.assert_close(
             grad, parameter.grad, rtol=1e-3, atol=1e-3 * float(parameter.grad.abs().max())
         )
+
+
+@pytest.mark.parametrize("threads", [1, 3, 40])
+def test_thread_count_and_reused_workspace_do_not_change_the_gradients(threads):
+    """Each thread sums its share into its own gradient copy; the copies must add up the same
+    however the batch is split, also with more threads than images and a workspace left over
+    from a larger call."""
+    model = NADE((1, 4, 5), 2, {"hidden": 13, "kernel": "fused"})
+    big, small = (torch.rand(50, 20) < 0.4).long(), (torch.rand(7, 20) < 0.4).long()
+    model.nll(big).mean().backward()  # leaves a larger workspace behind
+    model.zero_grad()
+    model.nll(small).mean().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        model.nll(small).mean().backward()
+    finally:
+        torch.set_num_threads(before)
+    for grad, parameter in zip(expected, model.parameters(), strict=True):
+        torch.testing.assert_close(parameter.grad, grad, rtol=1e-5, atol=1e-6)

@@ -18,6 +18,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -26,16 +27,16 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("nade_kernel.c")
-# fast-math for vectorized expf, but with IEEE infinities: the sigmoid of a large negative
-# pre-activation overflows expf to inf, and finite-math-only code turns that into NaN.
+# Full -ffast-math: only then does glibc declare its vectorized expf (any -fno-* sub-flag
+# undefines __FAST_MATH__ and the sigmoid loops fall back to scalar expf, about 4x slower). The
+# kernel clamps expf's argument itself, so finite-math-only code never meets an infinity.
 FLAGS = [
     "-O3",
     "-march=native",
     "-ffast-math",
-    "-fno-finite-math-only",
     "-fPIC",
     "-shared",
-    "-pthread",
+    "-fopenmp",
 ]
 FLOAT_P = ctypes.POINTER(ctypes.c_float)
 
@@ -76,9 +77,22 @@ def library() -> ctypes.CDLL | None:
             )
             return None
     lib = ctypes.CDLL(str(target))
-    lib.nade_bernoulli.restype = ctypes.c_int
-    lib.nade_bernoulli.argtypes = [ctypes.c_int] * 5 + [FLOAT_P] * 10
+    lib.nade_bernoulli.restype = None
+    lib.nade_bernoulli.argtypes = [ctypes.c_int] * 5 + [FLOAT_P] * 11
+    lib.nade_workspace_floats.restype = ctypes.c_size_t
+    lib.nade_workspace_floats.argtypes = [ctypes.c_int] * 5
     return lib
+
+
+_workspaces = threading.local()
+
+
+def workspace(floats: int) -> torch.Tensor:
+    """Scratch memory for the kernel, kept between calls (one buffer per Python thread)."""
+    buffer = getattr(_workspaces, "buffer", None)
+    if buffer is None or buffer.numel() < floats:
+        buffer = _workspaces.buffer = torch.empty(floats)
+    return buffer
 
 
 def applies(model, x: torch.Tensor) -> bool:
@@ -114,18 +128,19 @@ class FusedBernoulliNADE(torch.autograd.Function):
         wanted = any(ctx.needs_input_grad)
         grads = [torch.zeros_like(t) for t in tensors[1:]] if wanted else []
         pointers = [_pointer(g) for g in grads] if wanted else [None] * 4
-        status = library().nade_bernoulli(
+        lib, threads = library(), torch.get_num_threads()
+        scratch = workspace(lib.nade_workspace_floats(batch, dims, hidden, threads, int(wanted)))
+        lib.nade_bernoulli(
             batch,
             dims,
             hidden,
             int(relu),
-            torch.get_num_threads(),
+            threads,
             *(_pointer(t) for t in tensors),
             _pointer(nll),
             *pointers,
+            _pointer(scratch),
         )
-        if status:
-            raise MemoryError("the NADE kernel could not allocate its per-thread gradients")
         ctx.grads = grads
         return nll
 
