@@ -81,3 +81,18 @@ def training_curves(curves: dict[str, Path], title: str, out: Path) -> list[Path
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
     return save(figure, out)
+
+
+def nearest_panels(
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]], levels: int, title: str, out: Path
+) -> list[Path]:
+    """Per model, a row of samples above a row of their nearest training images."""
+    figure, axes = plt.subplots(len(pairs), 1, figsize=(7, 1.9 * len(pairs)), squeeze=False)
+    for axis, (name, (samples, neighbours)) in zip(axes[:, 0], pairs.items(), strict=True):
+        columns = len(samples)
+        stacked = np.concatenate([samples, neighbours])
+        axis.imshow(image_grid(stacked, levels, columns), interpolation="nearest")
+        axis.set_title(f"{name}: samples (top), nearest training images (bottom)", fontsize=10)
+        axis.axis("off")
+    figure.suptitle(title, fontsize=12)
+    return save(figure, out)

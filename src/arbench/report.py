@@ -4,7 +4,9 @@
 reads, for every dataset and model of the plan, `results/metrics/{dataset}/{model}.json` (+ .npz
 of per-image NLLs), `results/samples/{dataset}/{model}.npz`, `results/models/{dataset}/
 {model}.metrics.csv` and `results/data/{dataset}.npz`, and writes `results/likelihoods.csv`,
-`results/figures/` and `results/report.md`.
+`results/figures/` and `results/report.md`; with `results/quality/{dataset}/{model}.json` (the
+quality stage) also `results/sample_quality.csv`, nearest-neighbour panels and, per dataset, the
+verdict on the hypothesis drawn from those numbers.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import numpy as np
 
 from arbench.data.format import atomic_write, load_dataset
 from arbench.models import NEURAL
-from arbench.plots import sample_panels, training_curves
+from arbench.plots import nearest_panels, sample_panels, training_curves
+from arbench.quality import flat, nearest
 
 log = logging.getLogger("arbench.report")
 
@@ -40,8 +43,23 @@ TABLE_FIELDS = [
     "train_seconds",
     "device",
 ]
+QUALITY_FIELDS = [
+    "dataset",
+    "model",
+    "frechet_distance",
+    "frechet_distance_se",
+    "kernel_distance",
+    "kernel_distance_se",
+    "diversity",
+    "diversity_se",
+    "novelty",
+    "novelty_se",
+    "copied_fraction",
+    "images",
+]
 AUTOREGRESSIVE = ("nade", "made")
 MIXTURES = ("gmm", "mob")
+NEIGHBOUR_PANEL_SAMPLES = 8
 
 
 def likelihood_rows(results: Path, datasets: dict[str, list[str]]) -> list[dict]:
@@ -113,6 +131,133 @@ def describe_pair(pair: dict, bound_b: bool) -> str:
     return f"- NLL({a}) − NLL({label}) = {interval}: {verdict}."
 
 
+def quality_row(dataset: str, model: str, measured: dict) -> dict:
+    row = {"dataset": dataset, "model": model}
+    for key in ("frechet_distance", "kernel_distance", "diversity", "novelty"):
+        row[key], row[f"{key}_se"] = measured[key]["value"], measured[key]["se"]
+    row["copied_fraction"], row["images"] = measured["copied_fraction"], measured["images"]
+    return row
+
+
+def quality_rows(results: Path, datasets: dict[str, list[str]]) -> list[dict]:
+    """One row per model, and a `real` row (held-out valid images) per dataset."""
+    rows = []
+    for dataset, models in datasets.items():
+        for model in models:
+            measured = json.loads((results / "quality" / dataset / f"{model}.json").read_text())
+            rows.append(quality_row(dataset, model, measured["model"]))
+        rows.append(quality_row(dataset, "real", measured["real"]))
+    return rows
+
+
+def quality_table(rows: list[dict]) -> str:
+    lines = [
+        "| samples | Fréchet distance | kernel distance | diversity | novelty | copies |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['frechet_distance']:.3f} ± {r['frechet_distance_se']:.3f} "
+            f"| {r['kernel_distance']:.4f} ± {r['kernel_distance_se']:.4f} "
+            f"| {r['diversity']:.3f} ± {r['diversity_se']:.3f} "
+            f"| {r['novelty']:.4f} ± {r['novelty_se']:.4f} | {r['copied_fraction']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def difference(a: dict, b: dict, key: str) -> tuple[float, float]:
+    """b - a for one measurement, with the SE of two independent estimates."""
+    return b[key] - a[key], math.hypot(a[f"{key}_se"], b[f"{key}_se"])
+
+
+def verdict(dataset: str, rows: list[dict], test_diversity: float) -> str:
+    """The hypothesis on one dataset, from the Fréchet and kernel distances: does the best
+    autoregressive model's sample distribution sit closer to the test images than the best
+    mixture's, beyond two standard errors? Diversity and novelty qualify the answer."""
+    by_model = {r["model"]: r for r in rows}
+    ours = [by_model[m] for m in AUTOREGRESSIVE if m in by_model]
+    theirs = [by_model[m] for m in MIXTURES if m in by_model]
+    if not ours or not theirs:
+        return (
+            f"**Verdict on {dataset}: not tested** — it needs an autoregressive model and a "
+            "mixture model."
+        )
+    best_ours = min(ours, key=lambda r: r["frechet_distance"])
+    best_theirs = min(theirs, key=lambda r: r["frechet_distance"])
+    a, b = best_ours["model"].upper(), best_theirs["model"].upper()
+    closer = {}
+    for key in ("frechet_distance", "kernel_distance"):
+        gap, se = difference(best_ours, best_theirs, key)
+        closer[key] = "ours" if gap > 2 * se else "theirs" if gap < -2 * se else "unresolved"
+    frechet_gap, frechet_se = difference(best_theirs, best_ours, "frechet_distance")
+    evidence = (
+        f"Fréchet distance {best_ours['frechet_distance']:.3f} for {a} against "
+        f"{best_theirs['frechet_distance']:.3f} for {b} ({a} − {b} = {frechet_gap:+.3f} ± "
+        f"{frechet_se:.3f}); kernel distance {best_ours['kernel_distance']:.4f} against "
+        f"{best_theirs['kernel_distance']:.4f}"
+    )
+    if closer["frechet_distance"] == "ours" and closer["kernel_distance"] != "theirs":
+        outcome = "supported"
+        because = f"{a}'s samples are closer to the test images than {b}'s"
+    elif closer["frechet_distance"] == "theirs" and closer["kernel_distance"] != "ours":
+        outcome = "contradicted"
+        because = f"{b}'s samples are closer to the test images than {a}'s"
+    else:
+        outcome = "not resolved"
+        because = "the two distances do not agree beyond two standard errors"
+    qualifiers = [
+        f"diversity {best_ours['diversity']:.3f} ({a}) and {best_theirs['diversity']:.3f} "
+        f"({b}) against {test_diversity:.3f} among test images",
+        f"novelty {best_ours['novelty']:.4f} ({a}) and {best_theirs['novelty']:.4f} ({b})",
+    ]
+    copying = [r["model"].upper() for r in (best_ours, best_theirs) if r["copied_fraction"] > 0.5]
+    if copying:
+        qualifiers.append(f"most samples of {' and '.join(copying)} copy training images")
+    return (
+        f"**Verdict on {dataset}: {outcome}** — {because}: {evidence}. For context: "
+        + "; ".join(qualifiers)
+        + "."
+    )
+
+
+def neighbour_pairs(data, samples: dict[str, np.ndarray]) -> dict:
+    """First samples of each model and their nearest training images, by pixel distance."""
+    train = flat(data.train, data.levels)
+    pairs = {}
+    for model, images in samples.items():
+        shown = images[:NEIGHBOUR_PANEL_SAMPLES]
+        _, index = nearest(flat(shown, data.levels), train)
+        pairs[model] = (shown, data.train[index])
+    return pairs
+
+
+DEFINITIONS = """## How sample quality is measured
+
+The same definitions for every model (`src/arbench/quality.py`); ± is a bootstrap standard error
+(samples and test images resampled), or for novelty the standard error over samples.
+
+- **Fréchet distance**: between Gaussians fitted to the features of the samples and of the test
+  images, |mu_s - mu_t|^2 + tr(S_s + S_t - 2 (S_s S_t)^1/2) (the FID formula). Features are the
+  top 32 principal components of the dataset's training images, pixels scaled to [0, 1]: a
+  fixed projection shared by every model. Lower is closer; identical sets give 0.
+- **Kernel distance**: squared maximum mean discrepancy between the same features, Gaussian
+  kernel with the median distance among test images as bandwidth (biased estimate: identical
+  sets give 0). Lower is closer.
+- **Diversity**: mean distance between two different samples in the same features; 0 when
+  every sample is the same image. Compare with the test images' own diversity.
+- **Novelty**: root-mean-square pixel distance (pixels in [0, 1]) from each sample to its
+  nearest training image; 0 for a copy. *copies* is the fraction of samples that are exact
+  training images.
+- The **real** row measures as many held-out valid images the same way: the distances a
+  perfect model would reach with this many samples.
+
+A verdict says *supported* when the best autoregressive model's samples (lowest Fréchet
+distance) are closer to the test images than the best mixture's by more than two standard errors
+and the kernel distance does not say the opposite; *contradicted* in the mirror case; *not
+resolved* otherwise.
+"""
+
+
 def build_report(results: Path, plan: dict) -> Path:
     datasets: dict[str, list[str]] = plan["datasets"]
     rows = likelihood_rows(results, datasets)
@@ -121,6 +266,12 @@ def build_report(results: Path, plan: dict) -> Path:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(results / "likelihoods.csv", lambda h: h.write(text.getvalue().encode()))
+    measured = quality_rows(results, datasets)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=QUALITY_FIELDS)
+    writer.writeheader()
+    writer.writerows(measured)
+    atomic_write(results / "sample_quality.csv", lambda h: h.write(text.getvalue().encode()))
 
     out = [
         f"# arbench report\n\nGenerated {date.today().isoformat()}. The study asks whether "
@@ -155,6 +306,22 @@ def build_report(results: Path, plan: dict) -> Path:
             data.test, samples, data.levels, f"{dataset}: real test images and samples", figure
         )
         out.append(f"![{dataset} samples](figures/{figure.name}.png)\n")
+        quality = json.loads((results / "quality" / dataset / f"{models[0]}.json").read_text())
+        dataset_quality = [r for r in measured if r["dataset"] == dataset]
+        out.append(
+            f"Sample quality ({quality['model']['images']} samples per model against "
+            f"{quality['test_images']} test images; definitions below):\n"
+        )
+        out.append(quality_table(dataset_quality) + "\n")
+        out.append(verdict(dataset, dataset_quality, quality["test_diversity"]) + "\n")
+        figure = results / "figures" / f"{dataset}_nearest"
+        nearest_panels(
+            neighbour_pairs(data, samples),
+            data.levels,
+            f"{dataset}: samples and their nearest training images",
+            figure,
+        )
+        out.append(f"![{dataset} nearest training images](figures/{figure.name}.png)\n")
         curves = {
             m: results / "models" / dataset / f"{m}.metrics.csv" for m in models if m in NEURAL
         }
@@ -162,6 +329,7 @@ def build_report(results: Path, plan: dict) -> Path:
             figure = results / "figures" / f"{dataset}_training"
             training_curves(curves, f"{dataset}: training curves", figure)
             out.append(f"![{dataset} training curves](figures/{figure.name}.png)\n")
+    out.append(DEFINITIONS)
     report = results / "report.md"
     atomic_write(report, lambda h: h.write("\n".join(out).encode()))
     log.info("wrote %s", report)

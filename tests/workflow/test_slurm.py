@@ -88,7 +88,7 @@ def test_tiny_workflow_runs_through_the_slurm_profile_like_a_local_run(
 
     expected = len(TINY["datasets"]) + 1
     for entry in TINY["datasets"].values():
-        expected += 3 * len(entry["models"])
+        expected += 4 * len(entry["models"])  # train, sample, evaluate, quality
     assert len(jobs) == expected, "every job of the plan is submitted with sbatch"
     for job, call in jobs.items():
         assert cluster.job_state(int(job)) == "COMPLETED", call

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import os
 import re
@@ -40,7 +41,7 @@ def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
 
 def model_jobs(dataset: str, model: str) -> set[tuple[str, str]]:
     wildcards = f"dataset={dataset}, model={model}"
-    return {(rule, wildcards) for rule in ("train", "sample", "evaluate")}
+    return {(rule, wildcards) for rule in ("train", "sample", "evaluate", "quality")}
 
 
 FINAL = {("report", ""), ("all", "")}
@@ -76,6 +77,82 @@ def test_every_output_exists_and_is_well_formed(finished):
     assert all(f"## {name}" in report for name in TINY["datasets"])
     assert "upper bound" in report
     assert not list((finished / "results").rglob("*.ckpt"))
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, list(reader)
+
+
+def test_every_number_in_the_likelihood_table_comes_from_an_evaluate_output(finished):
+    columns, rows = read_csv(finished / "results/likelihoods.csv")
+    assert columns == [
+        "dataset",
+        "model",
+        "nll_nats",
+        "nll_nats_se",
+        "bits_per_dim",
+        "bits_per_dim_se",
+        "likelihood",
+        "test_images",
+        "parameters",
+        "train_seconds",
+        "device",
+    ]
+    report = (finished / "results/report.md").read_text()
+    for row in rows:
+        metrics = json.loads(
+            (finished / "results/metrics" / row["dataset"] / f"{row['model']}.json").read_text()
+        )
+        for key in ("nll_nats", "nll_nats_se", "bits_per_dim", "bits_per_dim_se"):
+            assert float(row[key]) == metrics[key], (row, key)
+        assert int(row["test_images"]) == metrics["test_images"]
+        assert row["likelihood"] == ("exact" if metrics["exact"] else "upper bound")
+        assert row["device"] == (metrics["device"] or "")
+        assert f"| {row['model']} | {metrics['nll_nats']:.2f} ± {metrics['nll_nats_se']:.2f} " in (
+            report
+        )
+
+
+def test_every_number_in_the_sample_quality_table_comes_from_a_quality_output(finished):
+    columns, rows = read_csv(finished / "results/sample_quality.csv")
+    assert columns[:2] == ["dataset", "model"] and "frechet_distance" in columns
+    models = {(d, m) for d, e in TINY["datasets"].items() for m in e["models"]}
+    assert {(r["dataset"], r["model"]) for r in rows} == models | {
+        (d, "real") for d in TINY["datasets"]
+    }
+    for row in rows:
+        model = (
+            row["model"]
+            if row["model"] != "real"
+            else TINY["datasets"][row["dataset"]]["models"][0]
+        )
+        quality = json.loads(
+            (finished / "results/quality" / row["dataset"] / f"{model}.json").read_text()
+        )
+        measured = quality["real" if row["model"] == "real" else "model"]
+        for key in ("frechet_distance", "kernel_distance", "diversity", "novelty"):
+            assert float(row[key]) == measured[key]["value"]
+            assert float(row[f"{key}_se"]) == measured[key]["se"]
+        assert float(row["copied_fraction"]) == measured["copied_fraction"]
+    report = (finished / "results/report.md").read_text()
+    for dataset in TINY["datasets"]:
+        assert re.search(
+            rf"\*\*Verdict on {dataset}: (supported|contradicted|not resolved)", report
+        )
+        assert (finished / "results/figures" / f"{dataset}_nearest.png").exists()
+    assert "## How sample quality is measured" in report
+
+
+def test_the_html_report_embeds_every_figure_and_table(finished):
+    snakemake(finished, TINY, "--report", "report.html")
+    html = (finished / "report.html").read_text()
+    figures = sorted((finished / "results/figures").glob("*.png"))
+    assert figures
+    for path in [*figures, finished / "results/likelihoods.csv"]:
+        assert path.name in html, path.name
+    assert "sample_quality.csv" in html
 
 
 def test_a_second_run_plans_nothing(finished):
