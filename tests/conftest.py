@@ -5,7 +5,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from arbench.data.format import save_dataset
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -89,3 +92,17 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/file.bin"
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """A small binary dataset (4x4 images near four prototypes) saved in the common format."""
+    rng = np.random.default_rng(0)
+    prototypes = rng.random((4, 1, 4, 4)) < 0.5
+
+    def make(n):
+        flips = rng.random((n, 1, 4, 4)) < 0.1
+        return (prototypes[rng.integers(0, 4, n)] ^ flips).astype(np.uint8)
+
+    splits = {"train": make(300), "valid": make(60), "test": make(60)}
+    return save_dataset(tmp_path / "tiny.npz", splits, 2, {"source": "test"})

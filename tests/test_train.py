@@ -9,23 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from arbench.data.format import save_dataset
 from arbench.models import MADE, NADE
 from arbench.train import TrainingDiverged, load_checkpoint, load_model, train
-
-
-@pytest.fixture
-def tiny_data(tmp_path):
-    rng = np.random.default_rng(0)
-    prototypes = rng.random((4, 1, 4, 4)) < 0.5
-
-    def make(n):
-        flips = rng.random((n, 1, 4, 4)) < 0.1
-        return (prototypes[rng.integers(0, 4, n)] ^ flips).astype(np.uint8)
-
-    splits = {"train": make(300), "valid": make(60), "test": make(60)}
-    return save_dataset(tmp_path / "tiny.npz", splits, 2, {"source": "test"})
-
 
 CONFIGS = {
     "nade": {

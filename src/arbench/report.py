@@ -258,20 +258,20 @@ resolved* otherwise.
 """
 
 
+def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda handle: handle.write(text.getvalue().encode()))
+
+
 def build_report(results: Path, plan: dict) -> Path:
     datasets: dict[str, list[str]] = plan["datasets"]
     rows = likelihood_rows(results, datasets)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=TABLE_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(results / "likelihoods.csv", lambda h: h.write(text.getvalue().encode()))
+    write_csv(results / "likelihoods.csv", TABLE_FIELDS, rows)
     measured = quality_rows(results, datasets)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=QUALITY_FIELDS)
-    writer.writeheader()
-    writer.writerows(measured)
-    atomic_write(results / "sample_quality.csv", lambda h: h.write(text.getvalue().encode()))
+    write_csv(results / "sample_quality.csv", QUALITY_FIELDS, measured)
 
     out = [
         f"# arbench report\n\nGenerated {date.today().isoformat()}. The study asks whether "

@@ -19,7 +19,6 @@ import yaml
 from slurm_cluster import PARTITION, SlurmCluster, unavailable_reason
 from tiny_workflow import REPO, TINY, make_faces, snakemake
 
-from arbench.data.format import save_dataset
 from arbench.train import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -114,22 +113,10 @@ def test_tiny_workflow_runs_through_the_slurm_profile_like_a_local_run(
     assert (submitted / "results" / "likelihoods.csv").exists()
 
 
-def tiny_binary_data(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    prototypes = rng.random((4, 1, 4, 4)) < 0.5
-
-    def make(n):
-        flips = rng.random((n, 1, 4, 4)) < 0.1
-        return (prototypes[rng.integers(0, 4, n)] ^ flips).astype(np.uint8)
-
-    splits = {"train": make(300), "valid": make(60), "test": make(60)}
-    return save_dataset(path, splits, 2, {"source": "test"})
-
-
-def test_training_cancelled_by_slurm_resumes_from_its_checkpoint(cluster, tmp_path):
+def test_training_cancelled_by_slurm_resumes_from_its_checkpoint(cluster, tiny_data, tmp_path):
     """scancel is what preemption looks like to the job: the rerun picks up the last epoch and
     ends with the parameters of an uninterrupted run; nothing half-written is left."""
-    data = tiny_binary_data(tmp_path / "tiny.npz")
+    data = tiny_data
     config = json.dumps({"hidden": [64], "epochs": 40, "batch_size": 10, "lr": 0.01, "masks": 2})
     train = [sys.executable, "-m", "arbench.train", "--data", str(data), "--model", "made"]
     train += ["--config", config]
