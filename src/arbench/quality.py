@@ -42,7 +42,7 @@ log = logging.getLogger("arbench.quality")
 
 COMPONENTS = 32
 FIT_IMAGES = 10_000
-TEST_IMAGES = 2_000
+TEST_IMAGES = 1_000
 BOOTSTRAP = 100
 
 
@@ -178,7 +178,10 @@ def assess(data_path, samples_path, out) -> dict:
         test = test[rng.choice(len(test), TEST_IMAGES, replace=False)]
     space = FeatureSpace.fit(train)
     bandwidth = median_bandwidth(space(test[:500]))
-    valid = flat(data.valid[: len(samples)], levels)
+    # A random subset: splits may be ordered (Atari frames by episode), and the first images
+    # would be one episode's.
+    chosen = rng.choice(len(data.valid), min(len(samples), len(data.valid)), replace=False)
+    valid = flat(data.valid[np.sort(chosen)], levels)
     result = {
         "dataset": Path(data_path).stem,
         "samples_file": str(samples_path),
