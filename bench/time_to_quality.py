@@ -19,15 +19,14 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from quality import binarized_mnist
 from throughput import RemaskingMADE
 
-from arbench.data.mnist import check_binarized_split
 from arbench.models import MADE
 
 
-def load(folder: Path, split: str) -> torch.Tensor:
-    path = folder / f"binarized_mnist_{split}.amat.gz"
-    return torch.from_numpy(check_binarized_split(path, split)).long()
+def flat_tensor(images) -> torch.Tensor:
+    return torch.from_numpy(images.reshape(len(images), -1)).long()
 
 
 def train(model, train_x, valid_x, optimizer, args) -> list[dict]:
@@ -67,7 +66,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr-decay", type=float, default=0.98)
     args = parser.parse_args()
-    train_x, valid_x = load(args.data_dir, "train"), load(args.data_dir, "valid")
+    data = binarized_mnist(args.data_dir)
+    train_x, valid_x = flat_tensor(data.train), flat_tensor(data.valid)
     torch.manual_seed(0)
     ours = MADE((1, 28, 28), 2, {"hidden": [500], "masks": 1, "seed": 0})
     reference = RemaskingMADE(ours)  # a copy of the same initial weights

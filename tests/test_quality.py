@@ -77,6 +77,7 @@ def test_measuring_the_test_images_themselves_gives_zero_distance_and_the_test_n
     assert result["frechet_distance"]["se"] > 0  # bootstrap replicates are not the same set
     copied = measure(train[:30], test, train, space, bandwidth=1.0)
     assert copied["novelty"]["value"] == 0 and copied["copied_fraction"] == 1
+    assert copied["nearest_train_index"] == list(range(30))
 
 
 def test_assess_writes_model_and_real_reference(tmp_path):

@@ -153,7 +153,7 @@ def measure(
         frechet.append(frechet_distance(a, b))
         kernel.append(kernel_distance(a, b, bandwidth))
         spread.append(diversity(a))
-    distance, _ = nearest(candidates, train)
+    distance, neighbour = nearest(candidates, train)
     copies = distance == 0
     return {
         "frechet_distance": summary(frechet),
@@ -165,6 +165,7 @@ def measure(
         },
         "copied_fraction": float(copies.mean()),
         "images": len(candidates),
+        "nearest_train_index": neighbour.tolist(),  # what the report's neighbour panels show
     }
 
 
@@ -177,7 +178,8 @@ def assess(data_path, samples_path, out) -> dict:
     if len(test) > TEST_IMAGES:
         test = test[rng.choice(len(test), TEST_IMAGES, replace=False)]
     space = FeatureSpace.fit(train)
-    bandwidth = median_bandwidth(space(test[:500]))
+    probe = space(test[:500])
+    bandwidth = median_bandwidth(probe)
     # A random subset: splits may be ordered (Atari frames by episode), and the first images
     # would be one episode's.
     chosen = rng.choice(len(data.valid), min(len(samples), len(data.valid)), replace=False)
@@ -190,7 +192,7 @@ def assess(data_path, samples_path, out) -> dict:
         "kernel_bandwidth": bandwidth,
         "model": measure(flat(samples, levels), test, train, space, bandwidth),
         "real": measure(valid, test, train, space, bandwidth),
-        "test_diversity": diversity(space(test[:500])),
+        "test_diversity": diversity(probe),
     }
     atomic_write(Path(out), lambda h: h.write(json.dumps(result, indent=2).encode() + b"\n"))
     model = result["model"]

@@ -26,7 +26,6 @@ import numpy as np
 from arbench.data.format import atomic_write, load_dataset
 from arbench.models import NEURAL
 from arbench.plots import nearest_panels, sample_panels, training_curves
-from arbench.quality import flat, nearest
 
 log = logging.getLogger("arbench.report")
 
@@ -139,14 +138,22 @@ def quality_row(dataset: str, model: str, measured: dict) -> dict:
     return row
 
 
-def quality_rows(results: Path, datasets: dict[str, list[str]]) -> list[dict]:
+def load_quality(results: Path, datasets: dict[str, list[str]]) -> dict[tuple[str, str], dict]:
+    """The quality stage's output for every (dataset, model) of the plan."""
+    return {
+        (dataset, model): json.loads((results / "quality" / dataset / f"{model}.json").read_text())
+        for dataset, models in datasets.items()
+        for model in models
+    }
+
+
+def quality_rows(quality: dict[tuple[str, str], dict], datasets: dict[str, list[str]]) -> list:
     """One row per model, and a `real` row (held-out valid images) per dataset."""
     rows = []
     for dataset, models in datasets.items():
         for model in models:
-            measured = json.loads((results / "quality" / dataset / f"{model}.json").read_text())
-            rows.append(quality_row(dataset, model, measured["model"]))
-        rows.append(quality_row(dataset, "real", measured["real"]))
+            rows.append(quality_row(dataset, model, quality[dataset, model]["model"]))
+        rows.append(quality_row(dataset, "real", quality[dataset, models[0]]["real"]))
     return rows
 
 
@@ -227,14 +234,13 @@ def verdict(dataset: str, rows: list[dict], test_diversity: float) -> str:
     )
 
 
-def neighbour_pairs(data, samples: dict[str, np.ndarray]) -> dict:
-    """First samples of each model and their nearest training images, by pixel distance."""
-    train = flat(data.train, data.levels)
+def neighbour_pairs(data, samples: dict[str, np.ndarray], quality: dict[str, dict]) -> dict:
+    """First samples of each model and their nearest training images, as the quality stage
+    found them."""
     pairs = {}
     for model, images in samples.items():
-        shown = images[:NEIGHBOUR_PANEL_SAMPLES]
-        _, index = nearest(flat(shown, data.levels), train)
-        pairs[model] = (shown, data.train[index])
+        index = quality[model]["model"]["nearest_train_index"][:NEIGHBOUR_PANEL_SAMPLES]
+        pairs[model] = (images[: len(index)], data.train[index])
     return pairs
 
 
@@ -277,7 +283,8 @@ def build_report(results: Path, plan: dict) -> Path:
     datasets: dict[str, list[str]] = plan["datasets"]
     rows = likelihood_rows(results, datasets)
     write_csv(results / "likelihoods.csv", TABLE_FIELDS, rows)
-    measured = quality_rows(results, datasets)
+    quality = load_quality(results, datasets)
+    measured = quality_rows(quality, datasets)
     write_csv(results / "sample_quality.csv", QUALITY_FIELDS, measured)
 
     out = [
@@ -313,17 +320,18 @@ def build_report(results: Path, plan: dict) -> Path:
             data.test, samples, data.levels, f"{dataset}: real test images and samples", figure
         )
         out.append(f"![{dataset} samples](figures/{figure.name}.png)\n")
-        quality = json.loads((results / "quality" / dataset / f"{models[0]}.json").read_text())
+        assessed = {m: quality[dataset, m] for m in models}
+        first = assessed[models[0]]
         dataset_quality = [r for r in measured if r["dataset"] == dataset]
         out.append(
-            f"Sample quality ({quality['model']['images']} samples per model against "
-            f"{quality['test_images']} test images; definitions below):\n"
+            f"Sample quality ({first['model']['images']} samples per model against "
+            f"{first['test_images']} test images; definitions below):\n"
         )
         out.append(quality_table(dataset_quality) + "\n")
-        out.append(verdict(dataset, dataset_quality, quality["test_diversity"]) + "\n")
+        out.append(verdict(dataset, dataset_quality, first["test_diversity"]) + "\n")
         figure = results / "figures" / f"{dataset}_nearest"
         nearest_panels(
-            neighbour_pairs(data, samples),
+            neighbour_pairs(data, samples, assessed),
             data.levels,
             f"{dataset}: samples and their nearest training images",
             figure,

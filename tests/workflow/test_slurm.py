@@ -82,7 +82,6 @@ def test_tiny_workflow_runs_through_the_slurm_profile_like_a_local_run(
         env=cluster.env,
     )
     jobs = submissions(run.stdout + run.stderr)
-    print(f"SLURM job ids: {', '.join(jobs)}")
     record_property("slurm_job_ids", ",".join(jobs))
 
     expected = len(TINY["datasets"]) + 1
