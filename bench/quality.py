@@ -22,7 +22,7 @@ import yaml
 
 from arbench.data.format import Dataset
 from arbench.data.mnist import check_binarized_split
-from arbench.train import fit
+from arbench.train import fit, flush_denormals
 
 
 def binarized_mnist(folder: Path) -> Dataset:
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--config", default="{}")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    flush_denormals()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     data = binarized_mnist(args.data_dir)

@@ -23,6 +23,7 @@ from quality import binarized_mnist
 from throughput import RemaskingMADE
 
 from arbench.models import MADE
+from arbench.train import flush_denormals
 
 
 def flat_tensor(images) -> torch.Tensor:
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr-decay", type=float, default=0.98)
     args = parser.parse_args()
+    flush_denormals()
     data = binarized_mnist(args.data_dir)
     train_x, valid_x = flat_tensor(data.train), flat_tensor(data.valid)
     torch.manual_seed(0)

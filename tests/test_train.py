@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from arbench.data.format import save_dataset
 from arbench.models import MADE, NADE
 from arbench.train import TrainingDiverged, load_checkpoint, load_model, train
 
@@ -165,3 +166,38 @@ def test_mixtures_train_through_the_same_entry_point(tiny_data, tmp_path, name):
     model = load_model(tmp_path / "m.pt")
     assert model.name == name and summary["parameters"] > 0
     assert model.sample(5, seed=0).shape == (5, 1, 4, 4)
+
+
+def denormal_count(path) -> int:
+    smallest_normal = torch.finfo(torch.float32).tiny
+    state = final_state(path)
+    values = [v.flatten() for v in state.values() if torch.is_tensor(v) and v.is_floating_point()]
+    weights = torch.cat(values)
+    return int(((weights != 0) & (weights.abs() < smallest_normal)).sum())
+
+
+def test_training_process_keeps_decayed_weights_out_of_slow_denormal_floats(tmp_path):
+    # Pixel 0 is always off: the weights it feeds get no gradient and weight decay alone moves
+    # them, into denormal floats unless the training process flushes those to zero.
+    rng = np.random.default_rng(0)
+    prototypes = rng.random((4, 1, 4, 4)) < 0.5
+    picks, flips = rng.integers(0, 4, 360), rng.random((360, 1, 4, 4)) < 0.1
+    images = (prototypes[picks] ^ flips).astype(np.uint8)
+    images[:, 0, 0, 0] = 0
+    splits = {"train": images[:300], "valid": images[300:], "test": images[300:]}
+    data = save_dataset(tmp_path / "dead_pixel.npz", splits, 2, {"source": "test"})
+    config = (
+        '{"hidden": [16], "epochs": 60, "batch_size": 10, "lr": 0.01, "weight_decay": 0.01,'
+        ' "patience": 1000, "threads": 1}'
+    )
+    arguments = f"['--data', '{data}', '--model', 'made', '--config', '{config}', '--out', "
+    runs = {
+        "process": f"from arbench.train import main; main({arguments}'{tmp_path / 'a.pt'}'])",
+        # the same training called as a function in a process that never asked for flushing
+        "function": "import yaml; from arbench.train import train; "
+        f"train('{data}', 'made', yaml.safe_load('{config}'), '{tmp_path / 'b.pt'}')",
+    }
+    for code in runs.values():
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert denormal_count(tmp_path / "b.pt") > 0  # the setting really produces them
+    assert denormal_count(tmp_path / "a.pt") == 0

@@ -121,6 +121,18 @@ def restore_rng_states(states: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def flush_denormals() -> None:
+    """Make this process's float arithmetic flush denormal numbers to zero.
+
+    Weights that get no gradient (a masked connection, a pixel that is always 0) are moved by
+    Adam's weight decay alone, which shrinks them into denormal floats; CPU arithmetic on those
+    is slow enough to make MADE training two to five times slower. Zero instead costs nothing a
+    likelihood can see. The setting is per thread and new threads copy it, so call this before
+    the first parallel operation creates PyTorch's worker threads: at the start of a process.
+    """
+    torch.set_flush_denormal(True)
+
+
 def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_path: Path | None):
     """Minibatch training with early stopping; returns the model holding its best parameters."""
     device = resolve_device(training["device"])
@@ -305,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", help="per-epoch metrics CSV")
     parser.add_argument("--checkpoint", help="resumable checkpoint (default: OUT with .ckpt)")
     args = parser.parse_args(argv)
+    flush_denormals()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         train(
