@@ -1,5 +1,8 @@
 """The fused CPU kernel against the reference tensor formulation."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -101,3 +104,13 @@ def test_thread_count_and_reused_workspace_do_not_change_the_gradients(threads):
         torch.set_num_threads(before)
     for grad, parameter in zip(expected, model.parameters(), strict=True):
         torch.testing.assert_close(parameter.grad, grad, rtol=1e-5, atol=1e-6)
+
+
+def test_loading_the_kernel_leaves_denormal_handling_alone():
+    # -ffast-math at link time would make the loading thread flush denormals to zero.
+    code = (
+        "import torch; from arbench.models import nade_kernel; "
+        "x = torch.tensor([1e-39]); nade_kernel.library(); print(bool(x * 1.0 != 0))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "True", result.stderr

@@ -30,14 +30,10 @@ SOURCE = Path(__file__).with_name("nade_kernel.c")
 # -ffast-math lets the compiler vectorize the sigmoid loops (the kernel's inline exp) and
 # reassociate their dot products. It also assumes no infinities: the kernel clamps every exp
 # argument so that none arises.
-FLAGS = [
-    "-O3",
-    "-march=native",
-    "-ffast-math",
-    "-fPIC",
-    "-shared",
-    "-fopenmp",
-]
+COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-fopenmp"]
+# Linked without -ffast-math: with it, GCC before 13 adds startup code that switches the loading
+# thread to flushing denormals, a process-wide change nobody asked for.
+LINK_FLAGS = ["-shared", "-fopenmp"]
 FLOAT_P = ctypes.POINTER(ctypes.c_float)
 
 
@@ -55,19 +51,19 @@ def library() -> ctypes.CDLL | None:
         return None
     cpuinfo = Path("/proc/cpuinfo")
     machine = cpuinfo.read_bytes()[:2048] if cpuinfo.exists() else platform.processor().encode()
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + machine).hexdigest()[:16]
+    flags = " ".join([*COMPILE_FLAGS, *LINK_FLAGS]).encode()
+    key = hashlib.sha256(SOURCE.read_bytes() + flags + machine).hexdigest()[:16]
     target = cache_dir() / f"nade_kernel-{key}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so")
         os.close(fd)
         try:
-            subprocess.run(
-                [compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
+            for command in (
+                [compiler, *COMPILE_FLAGS, "-c", str(SOURCE), "-o", f"{tmp}.o"],
+                [compiler, *LINK_FLAGS, f"{tmp}.o", "-o", tmp, "-lm"],
+            ):
+                subprocess.run(command, check=True, capture_output=True, text=True)
             os.replace(tmp, target)
         except (OSError, subprocess.CalledProcessError) as error:
             Path(tmp).unlink(missing_ok=True)
@@ -76,6 +72,8 @@ def library() -> ctypes.CDLL | None:
                 "compiling the NADE kernel failed, using the tensor formulation: %s", detail
             )
             return None
+        finally:
+            Path(f"{tmp}.o").unlink(missing_ok=True)
     lib = ctypes.CDLL(str(target))
     lib.nade_bernoulli.restype = None
     lib.nade_bernoulli.argtypes = [ctypes.c_int] * 5 + [FLOAT_P] * 11
