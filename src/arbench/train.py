@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from arbench.data.format import atomic_write, load_dataset
@@ -40,6 +41,9 @@ TRAINING_DEFAULTS = {
     "patience": 10,
     "max_minutes": None,
     "weight_decay": 0.0,
+    # Decay of an exponential moving average of the parameters (Polyak averaging), which is what
+    # is validated and saved; 0 validates and saves the parameters themselves.
+    "averaging": 0.0,
     "tf32": False,
     "seed": 0,
     "device": "auto",
@@ -107,6 +111,14 @@ def make_optimizer(model, training: dict):
     raise ValueError(f"unknown optimizer {training['optimizer']!r}; expected adam or adagrad")
 
 
+def make_average(model, decay: float) -> AveragedModel | None:
+    if not decay:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"averaging must be 0 (off) or a decay in (0, 1), got {decay}")
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+
 def rng_states(generator: torch.Generator) -> dict:
     states = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
     if torch.cuda.is_available():
@@ -143,6 +155,7 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
     generator = torch.Generator().manual_seed(training["seed"])
     optimizer = make_optimizer(model, training)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training["lr_decay"])
+    averaged = make_average(model, training["averaging"])
     train_x = torch.from_numpy(data.train.reshape(len(data.train), -1)).long().to(device)
     state = {"epoch": 0, "best_nll": math.inf, "best_epoch": 0, "best_state": None, "metrics": []}
 
@@ -151,6 +164,8 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
+        if averaged is not None:
+            averaged.load_state_dict(saved["averaged"])
         restore_rng_states(saved["rng"], generator)
         state = saved["progress"]
         log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
@@ -183,10 +198,13 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             total += loss.item() * len(batch)
         seconds = time.perf_counter() - started
-        model.eval()
-        valid_nll = mean_nll(model, data.valid)
+        validated = model if averaged is None else averaged.module
+        validated.eval()
+        valid_nll = mean_nll(validated, data.valid)
         row = {
             "epoch": epoch,
             "train_nll": total / len(train_x),
@@ -203,7 +221,7 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
             state["best_state"] = copy.deepcopy(
                 {
                     k: v.detach().cpu() if torch.is_tensor(v) else v
-                    for k, v in model.state_dict().items()
+                    for k, v in validated.state_dict().items()
                 }
             )
         log.info(
@@ -220,6 +238,7 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                "averaged": averaged.state_dict() if averaged is not None else None,
                 "rng": rng_states(generator),
                 "progress": state,
             },
