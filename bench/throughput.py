@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from arbench.models import MADE, NADE
+from arbench.train import flush_denormals
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist"
 
@@ -119,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    flush_denormals()  # as a training process does
     torch.manual_seed(0)
     x = binarized_mnist(5000)
     record = {
