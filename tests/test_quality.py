@@ -38,6 +38,16 @@ def test_frechet_distance_sees_a_change_of_spread(points):
     )
 
 
+@pytest.mark.parametrize("rows, constant_columns", [(10, 0), (8, 16), (20, 10)])
+def test_frechet_distance_stays_exact_for_singular_covariances(rows, constant_columns):
+    # Fewer images than features, as in a small sample's bootstrap replicate: rank-deficient
+    # covariances, where a general matrix square root loses digits or returns NaN.
+    images = np.random.default_rng(0).normal(size=(rows, 32))
+    images[:, :constant_columns] = 0.0
+    expected = np.trace(np.cov(images, rowvar=False)) + (images.mean(0) ** 2).sum()
+    assert frechet_distance(images, 2 * images) == pytest.approx(expected, rel=1e-11)
+
+
 def test_kernel_distance_grows_with_the_shift_and_is_symmetric(points):
     near = kernel_distance(points, points + 0.2, bandwidth=1.0)
     far = kernel_distance(points, points + 2.0, bandwidth=1.0)

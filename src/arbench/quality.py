@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import linalg
 
 from arbench.data.format import atomic_write, load_dataset
 
@@ -71,13 +70,32 @@ class FeatureSpace:
         return (pixels - self.mean) @ self.components.T
 
 
+def psd_eigenvalues_root(values: np.ndarray) -> np.ndarray:
+    """Square roots of a positive semi-definite matrix's computed eigenvalues. Those within
+    rounding of zero (either sign) count as zero: the square root would blow their noise up to
+    the square root of machine precision."""
+    noise = np.abs(values).max(initial=0.0) * len(values) * np.finfo(values.dtype).eps
+    return np.sqrt(np.where(values > noise, values, 0.0))
+
+
+def psd_root(matrix: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix."""
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * psd_eigenvalues_root(values)) @ vectors.T
+
+
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of Gaussians fitted to rows."""
+    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of Gaussians fitted to rows.
+
+    tr (S_a S_b)^(1/2) is taken as tr (R S_b R)^(1/2) with R = S_a^(1/2): the same eigenvalues,
+    but of a symmetric matrix, so singular covariances (few or repeated images, as in bootstrap
+    replicates) stay exact where a general matrix square root returns NaN."""
     mean_a, mean_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = linalg.sqrtm(cov_a @ cov_b)
-    root = root.real if np.iscomplexobj(root) else root
-    value = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root)
+    root_a = psd_root(cov_a)
+    inner = root_a @ cov_b @ root_a
+    trace_root = psd_eigenvalues_root(np.linalg.eigvalsh((inner + inner.T) / 2)).sum()
+    value = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
     return float(max(value, 0.0))  # rounding can take an exact zero slightly negative
 
 
