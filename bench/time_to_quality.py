@@ -2,9 +2,10 @@
 re-masking reference (`throughput.RemaskingMADE`), from the same initial weights, on binarized
 MNIST (train split; early stopping on the valid split). Each gets a training regime (minibatch
 size, Adam settings, learning-rate decay per epoch, weight decay, parameter averaging); by
-default both get the reference's. Records each epoch's cumulative training time (validation
-passes excluded) and valid NLL, then how long each took to reach our best valid NLL, or, when
-the reference never gets there, how long each took to reach the reference's best.
+default both get the reference's, ours with its fused Adam. Records each epoch's cumulative
+training time (validation passes excluded) and valid NLL, then how long each took to reach our
+best valid NLL, or, when the reference never gets there, how long each took to reach the
+reference's best.
 
     python bench/time_to_quality.py --data-dir ../shared/data/binarized_mnist \\
         --ours '{"batch": 500, "lr": 0.003}' --out bench/results/made_time_to_quality.json
