@@ -24,13 +24,7 @@ import torch
 from quality import binarized_mnist
 
 from arbench.models import MADE
-from arbench.train import flush_denormals
-
-
-def denormal_count(model) -> int:
-    # on the bits: with flushing on, float comparisons would read denormals as zero
-    bits = torch.cat([p.detach().flatten() for p in model.parameters()]).view(torch.int32)
-    return int((((bits & 0x7F800000) == 0) & ((bits & 0x007FFFFF) != 0)).sum())
+from arbench.train import denormal_count, flush_denormals
 
 
 def measure(data_dir: Path, blocks: int, steps: int) -> list[dict]:
@@ -53,7 +47,7 @@ def measure(data_dir: Path, blocks: int, steps: int) -> list[dict]:
             {
                 "steps": block * steps,
                 "images_per_second": 100 * steps / seconds,
-                "denormal_parameters": denormal_count(model),
+                "denormal_parameters": denormal_count(model.parameters()),
             }
         )
         print(json.dumps(rows[-1]), flush=True)

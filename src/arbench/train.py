@@ -145,6 +145,14 @@ def flush_denormals() -> None:
     torch.set_flush_denormal(True)
 
 
+def denormal_count(tensors) -> int:
+    """How many values of the float32 tensors among `tensors` are denormal, read off their bits:
+    float comparisons would see them as zero in a process that flushes denormals."""
+    floats = [t.detach().flatten() for t in tensors if t.dtype == torch.float32]
+    bits = torch.cat(floats).view(torch.int32)
+    return int((((bits & 0x7F800000) == 0) & ((bits & 0x007FFFFF) != 0)).sum())
+
+
 def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_path: Path | None):
     """Minibatch training with early stopping; returns the model holding its best parameters."""
     device = resolve_device(training["device"])
