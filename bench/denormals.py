@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from quality import binarized_mnist
 
-from arbench.models import MADE
+from arbench.models.made import MADE
 from arbench.train import denormal_count, flush_denormals
 
 

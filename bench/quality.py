@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
+from arbench.cli import json_object
 from arbench.data.format import Dataset
 from arbench.data.mnist import check_binarized_split
 from arbench.train import fit, flush_denormals
@@ -38,14 +38,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--config", default="{}")
+    parser.add_argument("--config", type=json_object, default={}, help="settings, JSON")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     flush_denormals()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     data = binarized_mnist(args.data_dir)
-    config = yaml.safe_load(args.config)
+    config = args.config
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         model_path, metrics = Path(scratch) / "model.pt", args.out / "metrics.csv"

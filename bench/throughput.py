@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arbench.models import MADE, NADE
+from arbench.models.made import MADE
+from arbench.models.nade import NADE
 from arbench.train import flush_denormals
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist"

@@ -25,7 +25,7 @@ import yaml
 from quality import binarized_mnist
 from throughput import RemaskingMADE
 
-from arbench.models import MADE
+from arbench.models.made import MADE
 from arbench.train import flush_denormals, make_average
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Route:
     status: int = 200
     drop_after: int | None = None  # send this many bytes, then close the connection
     fail_first: int = 0  # answer 503 to this many requests before serving
+    trickle: float | None = None  # send one byte every this many seconds
     hits: int = 0
 
 
@@ -64,7 +66,15 @@ def http_server():
             self.send_header("Content-Type", route.content_type)
             self.send_header("Content-Length", str(len(route.body)))
             self.end_headers()
-            if route.drop_after is None:
+            if route.trickle is not None:
+                for byte in route.body:
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
+                    time.sleep(route.trickle)
+            elif route.drop_after is None:
                 self.wfile.write(route.body)
             else:
                 self.wfile.write(route.body[: route.drop_after])

@@ -1,6 +1,7 @@
 import json
 
 from arbench.data import load_dataset
+from arbench.plan import source_spec
 from arbench.prepare import main
 
 
@@ -9,7 +10,9 @@ def test_cli_writes_dataset_and_sidecar(tmp_path):
     spec = {"source": "atari", "games": ["Pong"], "frames": 90, "max_episode_frames": 20}
     assert main(["--spec", json.dumps(spec), "--out", str(out)]) == 0
     data = load_dataset(out, verify=True)
-    assert data.meta["spec"] == spec and data.meta["source"] == "atari"
+    # the sidecar records the whole spec the data was made with: the given keys and defaults
+    assert data.meta["spec"] == source_spec(spec) and data.meta["source"] == "atari"
+    assert data.meta["spec"]["frames"] == 90 and data.meta["spec"]["frame_skip"] == 4
     assert sum(data.meta["counts"].values()) == 90
 
 

@@ -9,15 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from arbench.checkpoints import load_model
 from arbench.data.format import save_dataset
-from arbench.models import MADE, NADE
-from arbench.train import (
-    TrainingDiverged,
-    denormal_count,
-    load_checkpoint,
-    load_model,
-    train,
-)
+from arbench.models.made import MADE
+from arbench.models.nade import NADE
+from arbench.train import TrainingDiverged, denormal_count, load_checkpoint, train
 
 CONFIGS = {
     "nade": {
@@ -97,7 +93,7 @@ def test_sigkilled_training_resumes_from_its_checkpoint(tiny_data, tmp_path):
         str(tiny_data),
         "--model",
         "made",
-        "--config",
+        "--settings",
         config,
     ]
     subprocess.run(
@@ -189,12 +185,12 @@ def test_training_process_keeps_decayed_weights_out_of_slow_denormal_floats(tmp_
         '{"hidden": [16], "epochs": 60, "batch_size": 10, "lr": 0.01, "weight_decay": 0.01,'
         ' "patience": 1000, "threads": 1}'
     )
-    arguments = f"['--data', '{data}', '--model', 'made', '--config', '{config}', '--out', "
+    arguments = f"['--data', '{data}', '--model', 'made', '--settings', '{config}', '--out', "
     runs = {
         "process": f"from arbench.train import main; main({arguments}'{tmp_path / 'a.pt'}'])",
         # the same training called as a function in a process that never asked for flushing
-        "function": "import yaml; from arbench.train import train; "
-        f"train('{data}', 'made', yaml.safe_load('{config}'), '{tmp_path / 'b.pt'}')",
+        "function": "import json; from arbench.train import train; "
+        f"train('{data}', 'made', json.loads('{config}'), '{tmp_path / 'b.pt'}')",
     }
     for code in runs.values():
         subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -18,17 +18,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench.data.format import atomic_write, load_dataset
-from arbench.train import load_checkpoint, load_model, resolve_device
+from arbench import checkpoints
+from arbench.checkpoints import load_model, resolve_device
+from arbench.cli import run_stage
+from arbench.data.format import load_dataset
+from arbench.files import atomic_write
 
 log = logging.getLogger("arbench.evaluate")
 
 
-def evaluate(data_path, model_path, out, device: str = "auto", batch: int = 1000) -> dict:
+def evaluate(
+    data_path, model_path, out, device: str = "auto", nll_out=None, batch: int = 1000
+) -> dict:
+    """Write the test NLL summary to `out` and per-image NLLs to `nll_out` (default: `out`
+    with suffix .npz); returns the summary."""
     data = load_dataset(data_path)
     model = load_model(model_path)
+    if tuple(model.shape) != data.shape or model.levels != data.levels:
+        raise ValueError(
+            f"{model_path} models images of shape {tuple(model.shape)} on {model.levels} "
+            f"levels, but {data_path} holds {data.shape} on {data.levels}: the model was trained "
+            "on other data; train it again on this dataset"
+        )
+    on = resolve_device(device) if isinstance(model, torch.nn.Module) else torch.device("cpu")
     if isinstance(model, torch.nn.Module):
-        model.to(resolve_device(device)).eval()
+        model.to(on).eval()
     nll = np.concatenate(
         [
             -model.log_prob(data.test[start : start + batch]).double().cpu().numpy()
@@ -37,7 +51,7 @@ def evaluate(data_path, model_path, out, device: str = "auto", batch: int = 1000
     )
     if not np.all(np.isfinite(nll)):
         raise ValueError(f"{model_path} gives a non-finite NLL on {data_path}'s test split")
-    summary = load_checkpoint(Path(model_path)).get("summary", {})
+    summary = checkpoints.summary(model_path)
     dims = data.dims
     standard_error = float(nll.std(ddof=1) / math.sqrt(len(nll)))
     metrics = {
@@ -57,8 +71,11 @@ def evaluate(data_path, model_path, out, device: str = "auto", batch: int = 1000
         "device": summary.get("device"),
         "best_valid_nll": summary.get("best_valid_nll"),
     }
+    if on.type == "cuda":
+        metrics["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated(on)
     out = Path(out)
-    atomic_write(out.with_suffix(".npz"), lambda handle: np.savez(handle, nll=nll))
+    nll_out = Path(nll_out) if nll_out else out.with_suffix(".npz")
+    atomic_write(nll_out, lambda handle: np.savez(handle, nll=nll))
     atomic_write(out, lambda handle: handle.write(json.dumps(metrics, indent=2).encode() + b"\n"))
     kind = "exact" if model.exact else "upper bound"
     log.info("%s: test NLL %.3f +- %.3f nats (%s)", model_path, nll.mean(), standard_error, kind)
@@ -70,15 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="summary JSON")
+    parser.add_argument("--nll", help="per-image NLLs (.npz; default: OUT with .npz)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        evaluate(args.data, args.model, args.out, args.device)
-    except ValueError as error:
-        log.error("%s", error)
-        return 1
-    return 0
+    return run_stage(
+        f"evaluate {args.model} on {args.data}",
+        lambda: evaluate(args.data, args.model, args.out, args.device, args.nll),
+    )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from arbench.data.format import atomic_write, load_dataset
+from arbench.cli import run_stage
+from arbench.data.format import load_dataset
+from arbench.files import atomic_write
 
 log = logging.getLogger("arbench.quality")
 
@@ -231,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    assess(args.data, args.samples, args.out)
-    return 0
+    return run_stage(
+        f"quality of {args.samples}", lambda: assess(args.data, args.samples, args.out)
+    )
 
 
 if __name__ == "__main__":

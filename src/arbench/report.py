@@ -1,12 +1,11 @@
-"""The report stage: likelihood table, figures and `report.md` from the evaluate outputs.
+"""The report stage: likelihood table, figures and `report.md` from the other stages' outputs.
 
-`python -m arbench.report --results results --plan '{"datasets": {...}, "skipped": {...}}'`
-reads, for every dataset and model of the plan, `results/metrics/{dataset}/{model}.json` (+ .npz
-of per-image NLLs), `results/samples/{dataset}/{model}.npz`, `results/models/{dataset}/
-{model}.metrics.csv` and `results/data/{dataset}.npz`, and writes `results/likelihoods.csv`,
-`results/figures/` and `results/report.md`; with `results/quality/{dataset}/{model}.json` (the
-quality stage) also `results/sample_quality.csv`, nearest-neighbour panels and, per dataset, the
-verdict on the hypothesis drawn from those numbers.
+`python -m arbench.report --inputs '{"data": {...}, "models": {...}, "skipped": {...}}'` reads
+the files its rule lists (`arbench.plan.report_inputs`): per dataset its data file, and per model
+its evaluate outputs (summary and per-image NLLs), samples, training curve and sample-quality
+measurements. It writes the likelihood and sample-quality tables, the figures and `report.md`
+where `arbench.plan.LAYOUT` puts them, with per dataset the verdict on the hypothesis drawn from
+those numbers.
 """
 
 from __future__ import annotations
@@ -17,14 +16,17 @@ import io
 import json
 import logging
 import math
+import os
 import sys
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from arbench.data.format import atomic_write, load_dataset
-from arbench.models import NEURAL
+from arbench.cli import json_object, run_stage
+from arbench.data.format import load_dataset
+from arbench.files import atomic_write
+from arbench.plan import MODELS, path
 from arbench.plots import nearest_panels, sample_panels, training_curves
 
 log = logging.getLogger("arbench.report")
@@ -56,16 +58,16 @@ QUALITY_FIELDS = [
     "copied_fraction",
     "images",
 ]
-AUTOREGRESSIVE = ("nade", "made")
-MIXTURES = ("gmm", "mob")
+AUTOREGRESSIVE = tuple(name for name, entry in MODELS.items() if entry.family == "autoregressive")
+MIXTURES = tuple(name for name, entry in MODELS.items() if entry.family == "mixture")
 NEIGHBOUR_PANEL_SAMPLES = 8
 
 
-def likelihood_rows(results: Path, datasets: dict[str, list[str]]) -> list[dict]:
+def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
     rows = []
-    for dataset, models in datasets.items():
-        for model in models:
-            metrics = json.loads((results / "metrics" / dataset / f"{model}.json").read_text())
+    for files in models.values():
+        for inputs in files.values():
+            metrics = json.loads(Path(inputs["metrics"]).read_text())
             rows.append(
                 {
                     **{k: metrics.get(k) for k in TABLE_FIELDS},
@@ -75,11 +77,12 @@ def likelihood_rows(results: Path, datasets: dict[str, list[str]]) -> list[dict]
     return rows
 
 
-def paired_differences(results: Path, dataset: str, models: list[str]) -> list[dict]:
+def paired_differences(files: dict[str, dict]) -> list[dict]:
     """NLL(a) - NLL(b) over the same test images, for each autoregressive vs mixture pair."""
+    models = list(files)
 
     def nll(model):
-        return np.load(results / "metrics" / dataset / f"{model}.npz")["nll"]
+        return np.load(files[model]["nll"])["nll"]
 
     pairs = []
     for a in (m for m in models if m in AUTOREGRESSIVE):
@@ -138,12 +141,12 @@ def quality_row(dataset: str, model: str, measured: dict) -> dict:
     return row
 
 
-def load_quality(results: Path, datasets: dict[str, list[str]]) -> dict[tuple[str, str], dict]:
+def load_quality(models: dict[str, dict[str, dict]]) -> dict[tuple[str, str], dict]:
     """The quality stage's output for every (dataset, model) of the plan."""
     return {
-        (dataset, model): json.loads((results / "quality" / dataset / f"{model}.json").read_text())
-        for dataset, models in datasets.items()
-        for model in models
+        (dataset, model): json.loads(Path(inputs["quality"]).read_text())
+        for dataset, files in models.items()
+        for model, inputs in files.items()
     }
 
 
@@ -279,13 +282,25 @@ def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
     atomic_write(path, lambda handle: handle.write(text.getvalue().encode()))
 
 
-def build_report(results: Path, plan: dict) -> Path:
-    datasets: dict[str, list[str]] = plan["datasets"]
-    rows = likelihood_rows(results, datasets)
-    write_csv(results / "likelihoods.csv", TABLE_FIELDS, rows)
-    quality = load_quality(results, datasets)
+def figure_path(dataset: str, kind: str) -> Path:
+    """Where a figure goes, without its suffix: it is saved as PNG and PDF."""
+    return Path(path("figure", dataset=dataset, figure=kind)).with_suffix("")
+
+
+def build_report(inputs: dict) -> Path:
+    """Write the tables, figures and report.md from the files `inputs` names (see the module
+    docstring); returns the report's path."""
+    models: dict[str, dict[str, dict]] = inputs["models"]
+    datasets = {dataset: list(files) for dataset, files in models.items()}
+    report = Path(path("report"))
+    rows = likelihood_rows(models)
+    write_csv(Path(path("likelihoods")), TABLE_FIELDS, rows)
+    quality = load_quality(models)
     measured = quality_rows(quality, datasets)
-    write_csv(results / "sample_quality.csv", QUALITY_FIELDS, measured)
+    write_csv(Path(path("sample_quality")), QUALITY_FIELDS, measured)
+
+    def link(text: str, figure: Path) -> str:
+        return f"![{text}]({os.path.relpath(figure.with_suffix('.png'), report.parent)})\n"
 
     out = [
         f"# arbench report\n\nGenerated {date.today().isoformat()}. The study asks whether "
@@ -294,10 +309,11 @@ def build_report(results: Path, plan: dict) -> Path:
         "discrete support; NADE, MADE and the mixture of Bernoullis are exact, the GMM's is "
         "the uniform-dequantization upper bound. ± is one standard error over test images.\n"
     ]
-    for name, reason in plan.get("skipped", {}).items():
+    for name, reason in inputs.get("skipped", {}).items():
         out.append(f"> Dataset **{name}** was left out of this run: {reason}\n")
-    for dataset, models in datasets.items():
-        data = load_dataset(results / "data" / f"{dataset}.npz")
+    for dataset, files in models.items():
+        names = list(files)
+        data = load_dataset(inputs["data"][dataset])
         shape = "x".join(str(s) for s in data.shape)
         out.append(
             f"## {dataset}\n\n{data.meta['source']}, {data.meta['counts']['train']} train "
@@ -307,21 +323,19 @@ def build_report(results: Path, plan: dict) -> Path:
         bounds = {
             r["model"] for r in rows if r["dataset"] == dataset and r["likelihood"] != "exact"
         }
-        pairs = paired_differences(results, dataset, models)
+        pairs = paired_differences(files)
         if pairs:
             out.append("Paired differences on the same test images:\n")
             out.extend(describe_pair(p, p["b"] in bounds) for p in pairs)
             out.append("")
-        samples = {
-            m: np.load(results / "samples" / dataset / f"{m}.npz")["samples"] for m in models
-        }
-        figure = results / "figures" / f"{dataset}_samples"
+        samples = {m: np.load(files[m]["samples"])["samples"] for m in names}
+        figure = figure_path(dataset, "samples")
         sample_panels(
             data.test, samples, data.levels, f"{dataset}: real test images and samples", figure
         )
-        out.append(f"![{dataset} samples](figures/{figure.name}.png)\n")
-        assessed = {m: quality[dataset, m] for m in models}
-        first = assessed[models[0]]
+        out.append(link(f"{dataset} samples", figure))
+        assessed = {m: quality[dataset, m] for m in names}
+        first = assessed[names[0]]
         dataset_quality = [r for r in measured if r["dataset"] == dataset]
         out.append(
             f"Sample quality ({first['model']['images']} samples per model against "
@@ -329,40 +343,36 @@ def build_report(results: Path, plan: dict) -> Path:
         )
         out.append(quality_table(dataset_quality) + "\n")
         out.append(verdict(dataset, dataset_quality, first["test_diversity"]) + "\n")
-        figure = results / "figures" / f"{dataset}_nearest"
+        figure = figure_path(dataset, "nearest")
         nearest_panels(
             neighbour_pairs(data, samples, assessed),
             data.levels,
             f"{dataset}: samples and their nearest training images",
             figure,
         )
-        out.append(f"![{dataset} nearest training images](figures/{figure.name}.png)\n")
-        curves = {
-            m: results / "models" / dataset / f"{m}.metrics.csv" for m in models if m in NEURAL
-        }
+        out.append(link(f"{dataset} nearest training images", figure))
+        curves = {m: Path(files[m]["curve"]) for m in names if MODELS[m].neural}
         if curves:
-            figure = results / "figures" / f"{dataset}_training"
+            figure = figure_path(dataset, "training")
             training_curves(curves, f"{dataset}: training curves", figure)
-            out.append(f"![{dataset} training curves](figures/{figure.name}.png)\n")
+            out.append(link(f"{dataset} training curves", figure))
     out.append(DEFINITIONS)
-    report = results / "report.md"
     atomic_write(report, lambda h: h.write("\n".join(out).encode()))
     log.info("wrote %s", report)
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Assemble the report from evaluate outputs.")
-    parser.add_argument("--results", default="results")
+    parser = argparse.ArgumentParser(description="Assemble the report from the stages' outputs.")
     parser.add_argument(
-        "--plan",
+        "--inputs",
         required=True,
-        help='JSON: {"datasets": {name: [models]}, "skipped": {name: reason}}',
+        type=json_object,
+        help='JSON (inline or a file): {"data": {dataset: file}, "models": {dataset: {model: '
+        '{kind: file}}}, "skipped": {dataset: reason}}, as arbench.plan.report_inputs makes it',
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    build_report(Path(args.results), json.loads(args.plan))
-    return 0
+    return run_stage("report", lambda: build_report(args.inputs))
 
 
 if __name__ == "__main__":

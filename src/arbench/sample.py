@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench.data.format import atomic_write
-from arbench.train import load_model, resolve_device
+from arbench.checkpoints import load_model, resolve_device
+from arbench.cli import nonnegative_int, positive_int, run_stage
+from arbench.files import atomic_write
 
 log = logging.getLogger("arbench.sample")
 
@@ -41,14 +42,15 @@ def sample(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Draw samples from a trained model.")
     parser.add_argument("--model", required=True)
-    parser.add_argument("--n", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=positive_int, required=True, help="how many samples")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    sample(args.model, args.n, args.seed, args.out, args.device)
-    return 0
+    return run_stage(
+        f"sample {args.model}",
+        lambda: sample(args.model, args.n, args.seed, args.out, args.device),
+    )
 
 
 if __name__ == "__main__":

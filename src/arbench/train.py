@@ -1,11 +1,13 @@
 """The train stage: fit one model on one dataset file.
 
-`python -m arbench.train --data D.npz --model nade --config '{...}' --out M.pt` writes the model
+`python -m arbench.train --data D.npz --model nade --settings '{...}' --out M.pt` writes the model
 (best parameters by valid NLL) to `--out`, per-epoch metrics to `--metrics` and keeps a resumable
-checkpoint at `--checkpoint`. Neural models train with minibatches (Adam or Adagrad, a per-epoch
-learning-rate decay, early stopping on the valid NLL); a checkpoint is written atomically after
-every epoch with the optimizer, scheduler and RNG states, so a killed job started again resumes
-and, on CPU, ends with the same parameters as an uninterrupted run. Mixture models fit in one call.
+checkpoint at `--checkpoint`. Settings are JSON (inline or a file) and are checked against the
+model's settings in `arbench.plan` before anything runs. Neural models train with minibatches
+(Adam or Adagrad, a per-epoch learning-rate decay, early stopping on the valid NLL); a checkpoint
+is written atomically after every epoch with the optimizer, scheduler and RNG states, so a killed
+job started again resumes and, on CPU, ends with the same parameters as an uninterrupted run.
+Mixture models fit in one call.
 """
 
 from __future__ import annotations
@@ -23,33 +25,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from arbench.data.format import atomic_write, load_dataset
-from arbench.models import NEURAL, build_model, from_checkpoint
+from arbench import checkpoints
+from arbench.checkpoints import resolve_device
+from arbench.cli import json_object, run_stage
+from arbench.data.format import load_dataset
+from arbench.files import atomic_write
+from arbench.plan import build_model, model_entry, split_settings
 
 log = logging.getLogger("arbench.train")
 
-TRAINING_DEFAULTS = {
-    "epochs": 50,
-    "batch_size": 100,
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "lr_decay": 1.0,
-    "patience": 10,
-    "max_minutes": None,
-    "weight_decay": 0.0,
-    # Decay of an exponential moving average of the parameters (Polyak averaging), which is what
-    # is validated and saved; 0 validates and saves the parameters themselves.
-    "averaging": 0.0,
-    "tf32": False,
-    "seed": 0,
-    "device": "auto",
-    "threads": None,
-}
-TRAINING_KEYS = set(TRAINING_DEFAULTS)
+# Settings a killed run may be resumed with changed: they steer when to stop and where to run,
+# not the state a checkpoint holds.
+RESUMABLE_CHANGES = ("epochs", "patience", "max_minutes", "device", "threads")
 METRIC_FIELDS = ["epoch", "train_nll", "valid_nll", "lr", "seconds", "images_per_second"]
 
 
@@ -57,28 +47,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def resolve_device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {choice!r} was asked for, but CUDA is not available here")
-    return torch.device(choice)
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    atomic_write(Path(path), lambda handle: torch.save(obj, handle))
-
-
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def split_config(config: dict) -> tuple[dict, dict]:
-    """A model's config mixes architecture keys and training keys; separate them."""
-    training = {**TRAINING_DEFAULTS, **{k: v for k, v in config.items() if k in TRAINING_KEYS}}
-    architecture = {k: v for k, v in config.items() if k not in TRAINING_KEYS}
-    architecture.setdefault("seed", training["seed"])
-    return architecture, training
+    return checkpoints.load(
+        path, "training checkpoint", f"Delete {path} to train this model from the start."
+    )
 
 
 def write_metrics(path: Path | None, rows: list[dict]) -> None:
@@ -154,7 +126,10 @@ def denormal_count(tensors) -> int:
 
 
 def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_path: Path | None):
-    """Minibatch training with early stopping; returns the model holding its best parameters."""
+    """Minibatch training with early stopping; returns the model holding its best parameters.
+
+    A checkpoint left by a run with other settings (the config changed since) is set aside:
+    resuming it would mix two trainings."""
     device = resolve_device(training["device"])
     # TF32 trades matmul precision (10-bit mantissa) for tensor-core speed on CUDA.
     torch.backends.cuda.matmul.allow_tf32 = bool(training["tf32"])
@@ -164,11 +139,25 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
     optimizer = make_optimizer(model, training)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training["lr_decay"])
     averaged = make_average(model, training["averaging"])
+    # Both splits stay on the device for the whole run: no copies per batch.
     train_x = torch.from_numpy(data.train.reshape(len(data.train), -1)).long().to(device)
+    valid_x = torch.from_numpy(data.valid.reshape(len(data.valid), -1)).long().to(device)
     state = {"epoch": 0, "best_nll": math.inf, "best_epoch": 0, "best_state": None, "metrics": []}
 
-    if checkpoint_path.exists():
-        saved = load_checkpoint(checkpoint_path)
+    # What the saved state depends on; when to stop and where to run may change in between.
+    settings = {
+        "model": model.config,
+        "training": {k: v for k, v in training.items() if k not in RESUMABLE_CHANGES},
+    }
+    saved = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    if saved is not None and saved.get("settings") != settings:
+        log.warning(
+            "%s was written with other settings (%s); training from the start instead",
+            checkpoint_path,
+            json.dumps(saved.get("settings"), sort_keys=True),
+        )
+        saved = None
+    if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -212,7 +201,7 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
         seconds = time.perf_counter() - started
         validated = model if averaged is None else averaged.module
         validated.eval()
-        valid_nll = mean_nll(validated, data.valid)
+        valid_nll = mean_nll(validated, valid_x)
         row = {
             "epoch": epoch,
             "train_nll": total / len(train_x),
@@ -241,8 +230,9 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
             state["best_epoch"],
             row["images_per_second"],
         )
-        atomic_torch_save(
+        checkpoints.save(
             {
+                "settings": settings,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -257,23 +247,27 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
     return model, state
 
 
+class NonFiniteFit(RuntimeError):
+    """A model fitted to a non-finite likelihood; nothing was written."""
+
+
 def train(
     data_path: str | Path,
     model_name: str,
-    config: dict,
+    settings: dict,
     out: str | Path,
     metrics: str | Path | None = None,
     checkpoint: str | Path | None = None,
 ) -> dict:
     """Train `model_name` on the dataset file and write the model to `out`; returns a summary."""
-    summary = fit(load_dataset(data_path), model_name, config, out, metrics, checkpoint)
+    summary = fit(load_dataset(data_path), model_name, settings, out, metrics, checkpoint)
     return {**summary, "dataset": str(data_path)}
 
 
 def fit(
     data,
     model_name: str,
-    config: dict,
+    settings: dict,
     out: str | Path,
     metrics: str | Path | None = None,
     checkpoint: str | Path | None = None,
@@ -282,23 +276,33 @@ def fit(
     out = Path(out)
     metrics = Path(metrics) if metrics else None
     checkpoint = Path(checkpoint) if checkpoint else out.with_suffix(".ckpt")
-    architecture, training = split_config(config)
-    if training["threads"]:
-        torch.set_num_threads(int(training["threads"]))
+    architecture, training = split_settings(model_name, settings)
+    if training.get("threads"):
+        torch.set_num_threads(training["threads"])
     model = build_model(model_name, data.shape, data.levels, architecture)
     started = time.perf_counter()
-    if model_name in NEURAL:
+    if model_entry(model_name).neural:
         model, state = train_neural(model, data, training, checkpoint, metrics)
-        device = str(resolve_device(training["device"]))
+        device = resolve_device(training["device"])
         summary = {
             "epochs": state["epoch"],
             "best_epoch": state["best_epoch"],
             "best_valid_nll": state["best_nll"],
         }
+        if device.type == "cuda":
+            summary["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+        device = str(device)
         model.cpu()
     else:
         fit = model.fit(data.train, data.valid)
         valid_nll = mean_nll(model, data.valid)
+        if not math.isfinite(valid_nll):
+            raise NonFiniteFit(
+                f"{model_name} fitted to a valid NLL of {valid_nll} with settings "
+                f"{json.dumps(architecture, sort_keys=True)}: some valid image has probability "
+                "0 under it (for mob, smoothing 0 lets a pixel's probability reach 0 or 1). "
+                "Change the settings; no model was written."
+            )
         write_metrics(
             metrics,
             [
@@ -318,7 +322,7 @@ def fit(
         device=device,
         parameters=parameter_count(model),
     )
-    atomic_torch_save({**model.to_checkpoint(), "summary": summary}, out)
+    checkpoints.save({**model.to_checkpoint(), "summary": summary}, out)
     checkpoint.unlink(missing_ok=True)
     log.info("wrote %s: %s", out, json.dumps(summary))
     return summary
@@ -330,35 +334,27 @@ def parameter_count(model) -> int:
     return sum(int(np.prod(v.shape)) for v in model.to_checkpoint()["state"].values())
 
 
-def load_model(path: str | Path):
-    """A trained model from a file written by `train`."""
-    return from_checkpoint(load_checkpoint(Path(path)))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train one model on one dataset file.")
     parser.add_argument("--data", required=True, help="dataset file (.npz)")
-    parser.add_argument("--model", required=True, help="nade, made, gmm or mob")
-    parser.add_argument("--config", default="{}", help="JSON/YAML model and training settings")
+    parser.add_argument("--model", required=True, help="a model of arbench.plan.MODELS")
+    parser.add_argument(
+        "--settings",
+        type=json_object,
+        default={},
+        help="model and training settings: a JSON object, inline or in a file",
+    )
     parser.add_argument("--out", required=True, help="model file to write (.pt)")
     parser.add_argument("--metrics", help="per-epoch metrics CSV")
     parser.add_argument("--checkpoint", help="resumable checkpoint (default: OUT with .ckpt)")
     args = parser.parse_args(argv)
     flush_denormals()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        train(
-            args.data,
-            args.model,
-            yaml.safe_load(args.config) or {},
-            args.out,
-            args.metrics,
-            args.checkpoint,
-        )
-    except (TrainingDiverged, ValueError, FileNotFoundError, RuntimeError) as error:
-        log.error("%s", error)
-        return 1
-    return 0
+    return run_stage(
+        f"train {args.model} on {args.data}",
+        lambda: train(
+            args.data, args.model, args.settings, args.out, args.metrics, args.checkpoint
+        ),
+    )
 
 
 if __name__ == "__main__":

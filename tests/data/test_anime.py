@@ -92,7 +92,7 @@ def test_tar_link_is_refused(tmp_path):
 
 def test_empty_archive_is_refused(tmp_path):
     archive = zip_with(tmp_path, {"faces/": b""})
-    with pytest.raises(VerificationError, match="empty archive"):
+    with pytest.raises(VerificationError, match="holds no files"):
         extract_archive(archive, tmp_path / "x")
 
 

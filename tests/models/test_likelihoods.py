@@ -6,8 +6,10 @@ import pytest
 import torch
 from conftest import member_orders, params_in_order
 
-from arbench.models import MADE, NADE, MixtureOfBernoullis
 from arbench.models.base import log_mean_exp
+from arbench.models.made import MADE
+from arbench.models.mob import MixtureOfBernoullis
+from arbench.models.nade import NADE
 
 CASES = [
     # (model class, shape, levels, config)

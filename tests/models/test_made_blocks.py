@@ -4,8 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from arbench.models import MADE
-from arbench.models.made import StaircaseLinear
+from arbench.models.made import MADE, StaircaseLinear
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,9 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from arbench.models import GMM, MixtureOfBernoullis, from_checkpoint
+from arbench.models.gmm import GMM
+from arbench.models.mob import MixtureOfBernoullis
+from arbench.plan import model_from_checkpoint as from_checkpoint
 
 
 def exact_diagonal_gmm_log_prob(model: GMM, x: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-from arbench.models import NADE, nade_kernel
+from arbench.models import nade_kernel
+from arbench.models.nade import NADE
 
 pytestmark = pytest.mark.skipif(
     nade_kernel.library() is None, reason="no C compiler to build the kernel"

@@ -5,7 +5,9 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from arbench.models import MADE, NADE, MixtureOfBernoullis
+from arbench.models.made import MADE
+from arbench.models.mob import MixtureOfBernoullis
+from arbench.models.nade import NADE
 
 CASES = [
     (NADE, (1, 1, 3), 2, {"hidden": 5, "ordering": "random"}),

@@ -118,7 +118,7 @@ def test_training_cancelled_by_slurm_resumes_from_its_checkpoint(cluster, tiny_d
     data = tiny_data
     config = json.dumps({"hidden": [64], "epochs": 40, "batch_size": 10, "lr": 0.01, "masks": 2})
     train = [sys.executable, "-m", "arbench.train", "--data", str(data), "--model", "made"]
-    train += ["--config", config]
+    train += ["--settings", config]
     straight, killed = tmp_path / "straight.pt", tmp_path / "killed.pt"
     subprocess.run([*train, "--out", str(straight)], check=True, capture_output=True)
 

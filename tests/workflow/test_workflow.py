@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from tiny_workflow import REPO, TINY, snakemake, snakemake_command
 
+from arbench.checkpoints import load_model
 from arbench.data import load_dataset
-from arbench.train import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -181,18 +181,49 @@ def test_changing_a_datasets_preprocessing_reruns_only_its_branch(finished):
     assert planned_jobs(finished, config) == expected
 
 
-def test_editing_a_models_source_reruns_that_models_jobs(finished):
-    source = REPO / "src" / "arbench" / "models" / "made.py"
+def jobs_of(rules: tuple[str, ...], models=None, datasets=None) -> set[tuple[str, str]]:
+    """Every job of `rules` on the tiny config, optionally only some models or datasets."""
+    jobs = set()
+    for dataset, entry in TINY["datasets"].items():
+        if datasets is not None and dataset not in datasets:
+            continue
+        if "prepare" in rules:
+            jobs.add(("prepare", f"dataset={dataset}"))
+        for model in entry["models"]:
+            if models is None or model in models:
+                wildcards = f"dataset={dataset}, model={model}"
+                jobs |= {(rule, wildcards) for rule in rules if rule != "prepare"}
+    return jobs
+
+
+MODEL_RULES = ("train", "sample", "evaluate", "quality")
+EDITS = {
+    "evaluate.py": jobs_of(("evaluate",)),
+    "quality.py": jobs_of(("quality",)),
+    "sample.py": jobs_of(("sample", "quality")),  # new samples are measured again
+    "report.py": set(),
+    "plots.py": set(),
+    "train.py": jobs_of(MODEL_RULES),
+    "models/made.py": jobs_of(MODEL_RULES, models={"made"}),
+    "models/nade_kernel.c": jobs_of(MODEL_RULES, models={"nade"}),
+    "models/distributions.py": jobs_of(MODEL_RULES, models={"nade", "made"}),
+    "models/gmm.py": jobs_of(MODEL_RULES, models={"gmm"}),
+    "models/mob.py": jobs_of(MODEL_RULES, models={"mob"}),
+    "data/atari.py": jobs_of(("prepare", *MODEL_RULES), datasets={"atari"}),
+    "prepare.py": jobs_of(("prepare", *MODEL_RULES)),
+}
+
+
+@pytest.mark.parametrize("edited", sorted(EDITS))
+def test_editing_a_source_file_reruns_exactly_the_jobs_that_run_it(finished, edited):
+    source = REPO / "src" / "arbench" / edited
     original, status = source.read_bytes(), source.stat()
+    comment = b"// edited by test_workflow\n" if edited.endswith(".c") else b"# edited\n"
     try:  # a real edit: Snakemake ignores a newer mtime when the content is unchanged
-        source.write_bytes(original + b"# edited by test_workflow\n")
+        source.write_bytes(original + comment)
         future = time.time() + 60
         os.utime(source, (future, future))
-        expected = FINAL
-        for dataset, entry in TINY["datasets"].items():
-            if "made" in entry["models"]:
-                expected |= model_jobs(dataset, "made")
-        assert planned_jobs(finished, TINY) == expected
+        assert planned_jobs(finished, TINY) == EDITS[edited] | FINAL
     finally:
         source.write_bytes(original)
         os.utime(source, ns=(status.st_atime_ns, status.st_mtime_ns))

@@ -50,10 +50,9 @@ TINY = {
 }
 
 
-def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
-    """Write `config` into `workdir` and return the command that runs the workflow there."""
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
-    snakefile, configfile = str(REPO / "Snakefile"), str(workdir / "tiny.yaml")
+def base_command(workdir: Path, *args: str) -> list[str]:
+    """Snakemake on the checkout's Snakefile, working in `workdir`."""
+    snakefile = str(REPO / "Snakefile")
     return [
         sys.executable,
         "-m",
@@ -62,22 +61,32 @@ def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
         snakefile,
         "--directory",
         str(workdir),
-        "--configfile",
-        configfile,
         "--cores",
         "2",
         *args,
     ]
 
 
-def snakemake(workdir: Path, config: dict, *args: str, check: bool = True, env=None):
-    command = snakemake_command(workdir, config, *args)
+def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
+    """Write `config` into `workdir` and return the command that runs the workflow there."""
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+    return base_command(workdir, "--configfile", str(workdir / "tiny.yaml"), *args)
+
+
+def run(command: list[str], workdir: Path, check: bool = True, env=None):
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env)
     if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-        )
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def snakemake(workdir: Path, config: dict, *args: str, check: bool = True, env=None):
+    return run(snakemake_command(workdir, config, *args), workdir, check, env)
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True):
+    """Snakemake in `workdir` with the given arguments only (the caller names the config)."""
+    return run(base_command(workdir, *args), workdir, check)
 
 
 def make_faces(workdir: Path) -> None:

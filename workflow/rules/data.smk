@@ -4,14 +4,14 @@ rule prepare:
         local=local_data,
         code=data_code,
     output:
-        data="results/data/{dataset}.npz",
-        sidecar="results/data/{dataset}.json",
+        data=plan.path("data"),
+        sidecar=plan.path("sidecar"),
     params:
         spec=spec_json,
     log:
-        "results/logs/prepare/{dataset}.log",
+        plan.path("prepare_log"),
     benchmark:
-        "results/benchmarks/prepare/{dataset}.tsv"
+        plan.path("prepare_benchmark")
     conda:
         "../../envs/arbench.yaml"
     shell:

@@ -1,38 +1,38 @@
 rule train:
     """Fit one model on one dataset; neural models checkpoint every epoch and resume."""
     input:
-        data="results/data/{dataset}.npz",
-        code=model_code,
+        data=plan.path("data"),
+        code=model_code("train"),
     output:
-        model="results/models/{dataset}/{model}.pt",
-        metrics="results/models/{dataset}/{model}.metrics.csv",
+        model=plan.path("model"),
+        metrics=plan.path("curve"),
     params:
-        config=model_config,
-        checkpoint="results/checkpoints/{dataset}/{model}.ckpt",
+        settings=settings_json,
+        checkpoint=plan.path("checkpoint"),
     threads: config["resources"]["threads"]
     resources:
         gpu=gpus,
     log:
-        "results/logs/train/{dataset}/{model}.log",
+        plan.path("log", stage="train"),
     benchmark:
-        "results/benchmarks/train/{dataset}/{model}.tsv"
+        plan.path("benchmark", stage="train")
     conda:
         "../../envs/arbench.yaml"
     shell:
         "OMP_NUM_THREADS={threads} "
         + PYTHON
-        + " -m arbench.train --data {input.data} "
-        "--model {wildcards.model} --config {params.config:q} --out {output.model} "
-        "--metrics {output.metrics} --checkpoint {params.checkpoint} > {log} 2>&1"
+        + " -m arbench.train --data {input.data} --model {wildcards.model} "
+        "--settings {params.settings:q} --out {output.model} --metrics {output.metrics} "
+        "--checkpoint {params.checkpoint} > {log} 2>&1"
 
 
 rule sample:
     """Draw samples from a trained model."""
     input:
-        model="results/models/{dataset}/{model}.pt",
-        code=model_code,
+        model=plan.path("model"),
+        code=model_code("sample"),
     output:
-        "results/samples/{dataset}/{model}.npz",
+        plan.path("samples"),
     params:
         n=config["samples"]["count"],
         seed=config["samples"]["seed"],
@@ -41,9 +41,9 @@ rule sample:
     resources:
         gpu=gpus,
     log:
-        "results/logs/sample/{dataset}/{model}.log",
+        plan.path("log", stage="sample"),
     benchmark:
-        "results/benchmarks/sample/{dataset}/{model}.tsv"
+        plan.path("benchmark", stage="sample")
     conda:
         "../../envs/arbench.yaml"
     shell:
@@ -57,25 +57,26 @@ rule sample:
 rule evaluate:
     """Exact (or bounded) test log-likelihood, per image and summarised."""
     input:
-        data="results/data/{dataset}.npz",
-        model="results/models/{dataset}/{model}.pt",
-        code=model_code,
+        data=plan.path("data"),
+        model=plan.path("model"),
+        code=model_code("evaluate"),
     output:
-        metrics="results/metrics/{dataset}/{model}.json",
-        nll="results/metrics/{dataset}/{model}.npz",
+        metrics=plan.path("metrics"),
+        nll=plan.path("nll"),
     params:
         device=config["device"],
     threads: config["resources"]["threads"]
     resources:
         gpu=gpus,
     log:
-        "results/logs/evaluate/{dataset}/{model}.log",
+        plan.path("log", stage="evaluate"),
     benchmark:
-        "results/benchmarks/evaluate/{dataset}/{model}.tsv"
+        plan.path("benchmark", stage="evaluate")
     conda:
         "../../envs/arbench.yaml"
     shell:
         "OMP_NUM_THREADS={threads} "
         + PYTHON
         + " -m arbench.evaluate --data {input.data} "
-        "--model {input.model} --device {params.device} --out {output.metrics} > {log} 2>&1"
+        "--model {input.model} --device {params.device} --out {output.metrics} --nll {output.nll} "
+        "> {log} 2>&1"

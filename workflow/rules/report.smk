@@ -1,15 +1,15 @@
 rule quality:
     """Sample-quality measurements of one model's samples, in the dataset's fixed features."""
     input:
-        data="results/data/{dataset}.npz",
-        samples="results/samples/{dataset}/{model}.npz",
-        code=sources(["quality.py", "data/format.py"]),
+        data=plan.path("data"),
+        samples=plan.path("samples"),
+        code=code_files("arbench.quality"),
     output:
-        "results/quality/{dataset}/{model}.json",
+        plan.path("quality"),
     log:
-        "results/logs/quality/{dataset}/{model}.log",
+        plan.path("log", stage="quality"),
     benchmark:
-        "results/benchmarks/quality/{dataset}/{model}.tsv"
+        plan.path("benchmark", stage="quality")
     conda:
         "../../envs/arbench.yaml"
     shell:
@@ -21,50 +21,41 @@ rule quality:
 rule report:
     """Likelihood table, sample and training-curve figures, and report.md."""
     input:
-        data=expand("results/data/{dataset}.npz", dataset=DATASETS),
-        metrics=per_model("results/metrics/{dataset}/{model}.json"),
-        samples=per_model("results/samples/{dataset}/{model}.npz"),
-        curves=per_model("results/models/{dataset}/{model}.metrics.csv"),
-        quality=per_model("results/quality/{dataset}/{model}.json"),
-        code=sources(["report.py", "plots.py", "quality.py"]),
+        data=list(REPORT_INPUTS["data"].values()),
+        models=[
+            path
+            for models in REPORT_INPUTS["models"].values()
+            for files in models.values()
+            for path in files.values()
+        ],
+        code=code_files("arbench.report"),
     output:
-        report=report(
-            "results/report.md", caption="../report/report.rst", category="Report"
-        ),
+        report=report(plan.path("report"), caption="../report/report.rst", category="Report"),
         table=report(
-            "results/likelihoods.csv", caption="../report/likelihoods.rst", category="Likelihoods"
+            plan.path("likelihoods"), caption="../report/likelihoods.rst", category="Likelihoods"
         ),
         quality=report(
-            "results/sample_quality.csv",
+            plan.path("sample_quality"),
             caption="../report/sample_quality.rst",
             category="Sample quality",
         ),
-        samples=report(
-            expand("results/figures/{dataset}_samples.png", dataset=DATASETS),
-            caption="../report/samples.rst",
-            category="Samples",
-        ),
-        nearest=report(
-            expand("results/figures/{dataset}_nearest.png", dataset=DATASETS),
-            caption="../report/nearest.rst",
-            category="Samples",
-        ),
+        samples=report(figures("samples"), caption="../report/samples.rst", category="Samples"),
+        nearest=report(figures("nearest"), caption="../report/nearest.rst", category="Samples"),
         curves=report(
-            expand(
-                "results/figures/{dataset}_training.png",
-                dataset=[d for d, models in DATASETS.items() if set(models) & set(NEURAL)],
+            figures(
+                "training",
+                [d for d, models in DATASETS.items() if any(plan.MODELS[m].neural for m in models)],
             ),
             caption="../report/training.rst",
             category="Training curves",
         ),
     params:
-        plan=json.dumps({"datasets": DATASETS, "skipped": SKIPPED}, sort_keys=True),
+        inputs=json.dumps({**REPORT_INPUTS, "skipped": SKIPPED}, sort_keys=True),
     log:
-        "results/logs/report.log",
+        plan.path("report_log"),
     benchmark:
-        "results/benchmarks/report.tsv"
+        plan.path("report_benchmark")
     conda:
         "../../envs/arbench.yaml"
     shell:
-        PYTHON
-        + " -m arbench.report --results results --plan {params.plan:q} > {log} 2>&1"
+        PYTHON + " -m arbench.report --inputs {params.inputs:q} > {log} 2>&1"

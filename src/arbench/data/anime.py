@@ -1,14 +1,18 @@
 """Anime faces: an archive of face images (downloaded or local) or a local folder of images.
 
 Archives are extracted safely (no absolute paths, no `..`, no links) into a temporary folder that
-is renamed into place only when whole. Every image is decoded with Pillow, converted to RGB,
-centre-cropped and resized; files that are not images are counted and skipped.
+is renamed into place only when whole; with `folder` (a glob such as `*/faces`) only the entries
+under that folder are extracted and read. `content_sha256` checks what was read: the names and
+bytes of its files, which stay the same when an archive is regenerated (GitHub's archives are
+not byte-stable) and whatever decoder is installed. Every image is decoded with Pillow,
+converted to RGB, centre-cropped and resized; files that are not images are counted and skipped.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import logging
-import os
 import shutil
 import stat
 import tarfile
@@ -23,10 +27,10 @@ from tqdm import tqdm
 from arbench.data.download import VerificationError, fetch, file_digest, verify_file
 from arbench.data.pixels import centre_crop_resize, quantize, to_chw
 from arbench.data.splits import split_items
+from arbench.files import move_folder_into_place
+from arbench.plan import source_spec
 
 log = logging.getLogger(__name__)
-
-DEFAULTS = {"size": [32, 32], "levels": 256, "split": [0.8, 0.1, 0.1], "seed": 0}
 
 
 class UnsafeArchiveError(VerificationError):
@@ -45,8 +49,23 @@ def _check_member(name: str, is_link: bool, archive: Path) -> None:
         raise UnsafeArchiveError(f"{archive}: entry {name!r} is a link; refused")
 
 
-def extract_archive(archive: Path, dest: Path) -> Path:
-    """Extract a zip or tar archive into `dest`, checking every entry before writing any."""
+def _inside(folder: str | None) -> str:
+    return f" under {folder!r}" if folder else ""
+
+
+def under(name: str, folder: str | None) -> bool:
+    """Whether archive entry `name` lies inside a folder matching the glob `folder`."""
+    if folder is None:
+        return True
+    parts, pattern = PurePosixPath(name).parts, PurePosixPath(folder).parts
+    return len(parts) > len(pattern) and fnmatch.fnmatchcase(
+        "/".join(parts[: len(pattern)]), "/".join(pattern)
+    )
+
+
+def extract_archive(archive: Path, dest: Path, folder: str | None = None) -> Path:
+    """Extract a zip or tar archive into `dest`, checking every entry before writing any; with
+    `folder`, only the entries under it."""
     archive = Path(archive)
     if dest.exists():
         return dest
@@ -54,30 +73,49 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                members = zf.infolist()
+                members = [info for info in zf.infolist() if under(info.filename, folder)]
                 for info in members:
                     is_link = stat.S_ISLNK(info.external_attr >> 16)
                     _check_member(info.filename, is_link, archive)
                 if not any(not info.is_dir() for info in members):
-                    raise VerificationError(f"{archive} is an empty archive")
-                zf.extractall(tmp)
+                    raise VerificationError(f"{archive} holds no files{_inside(folder)}")
+                zf.extractall(tmp, members)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
-                members = tf.getmembers()
+                members = [info for info in tf.getmembers() if under(info.name, folder)]
                 for info in members:
                     _check_member(info.name, info.issym() or info.islnk(), archive)
                     if not (info.isfile() or info.isdir()):
                         raise UnsafeArchiveError(f"{archive}: entry {info.name!r} is not a file")
                 if not any(info.isfile() for info in members):
-                    raise VerificationError(f"{archive} is an empty archive")
-                tf.extractall(tmp, filter="data")
+                    raise VerificationError(f"{archive} holds no files{_inside(folder)}")
+                tf.extractall(tmp, members, filter="data")
         else:
             raise VerificationError(f"{archive} is neither a zip nor a tar archive")
-        os.replace(tmp, dest)
+        move_folder_into_place(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+# Integer modes wider than 8 bits: Pillow's convert("RGB") clips them at 255, which turns a
+# 16-bit grayscale PNG white. Their full range is scaled down to 8 bits instead.
+WIDE_INTEGER_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any decodable image as 8-bit RGB."""
+    if image.mode in WIDE_INTEGER_MODES:
+        wide = np.asarray(image, dtype=np.float64)
+        if wide.min() < 0 or wide.max() > WIDE_INTEGER_MODES[image.mode]:
+            raise ValueError(f"{image.mode} values outside 0..{WIDE_INTEGER_MODES[image.mode]}")
+        narrow = np.round(wide * 255 / WIDE_INTEGER_MODES[image.mode]).astype(np.uint8)
+        return Image.fromarray(narrow).convert("RGB")
+    if image.mode == "F":
+        raise ValueError("floating-point images have no fixed range")
+    # Palette images may carry transparency that only converts cleanly via RGBA.
+    return (image.convert("RGBA") if image.mode in ("P", "PA") else image).convert("RGB")
 
 
 def read_image_folder(folder: Path, size, limit: int | None = None) -> tuple[np.ndarray, dict]:
@@ -94,8 +132,7 @@ def read_image_folder(folder: Path, size, limit: int | None = None) -> tuple[np.
             with Image.open(path) as image:
                 image.load()
                 modes[image.mode] = modes.get(image.mode, 0) + 1
-                # Palette images may carry transparency that only converts cleanly via RGBA.
-                rgb = (image.convert("RGBA") if image.mode in ("P", "PA") else image).convert("RGB")
+                rgb = to_rgb(image)
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
             skipped.append(str(path.relative_to(folder)))
             continue
@@ -117,34 +154,70 @@ def read_image_folder(folder: Path, size, limit: int | None = None) -> tuple[np.
     return np.stack(images), report
 
 
+def files_sha256(folder: Path) -> str:
+    """sha256 over the relative name and the bytes' sha256 of every file under `folder`."""
+    digest = hashlib.sha256()
+    files = sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file())
+    for name, path in files:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _select(root: Path, folder: str | None, origin: str) -> Path:
+    """The one folder under `root` matching the glob `folder` (`root` itself without one)."""
+    if folder is None:
+        return root
+    found = sorted(p for p in root.glob(folder) if p.is_dir())
+    if len(found) != 1:
+        raise VerificationError(
+            f"{origin}: folder {folder!r} matches {len(found)} folders "
+            f"({', '.join(str(p.relative_to(root)) for p in found[:3]) or 'none'}); it must "
+            "match exactly one"
+        )
+    return found[0]
+
+
 def _locate(spec: dict, resources: Path) -> tuple[Path, dict]:
     """The folder of images the spec names, downloading and extracting as needed."""
-    if spec.get("path"):
+    folder = spec["folder"]
+    if spec["path"]:
         source = Path(spec["path"]).expanduser()
         if not source.exists():
-            raise FileNotFoundError(f"anime faces path {source} does not exist")
+            raise FileNotFoundError(
+                f"anime faces path {source} does not exist: set `path` to a folder or archive "
+                "of face images, or use `url`"
+            )
         if source.is_dir():
-            return source, {"path": str(source)}
-        if spec.get("sha256"):
+            return _select(source, folder, str(source)), {"path": str(source)}
+        if spec["sha256"]:
             verify_file(source, sha256=spec["sha256"])
         archive, files = source, {"path": str(source), "sha256": file_digest(source)}
-    elif spec.get("url"):
+    elif spec["url"]:
         name = Path(spec["url"].split("?")[0]).name or "anime_faces.zip"
-        archive = fetch(spec["url"], resources / "anime_faces" / name, sha256=spec.get("sha256"))
+        archive = fetch(spec["url"], resources / "anime_faces" / name, sha256=spec["sha256"])
         files = {"url": spec["url"], "sha256": file_digest(archive)}
-        if not spec.get("sha256"):
-            log.warning("no sha256 configured for %s; recording %s", spec["url"], files["sha256"])
+        if not spec["sha256"] and not spec["content_sha256"]:
+            log.warning("no checksum configured for %s; recording %s", spec["url"], files["sha256"])
     else:
         raise ValueError("anime faces need either `path` (folder or archive) or `url`")
-    folder = resources / "anime_faces" / f"extracted-{files['sha256'][:16]}"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    return extract_archive(archive, folder), files
+    selection = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
+    extracted = resources / "anime_faces" / f"extracted-{files['sha256'][:16]}-{selection}"
+    extracted.parent.mkdir(parents=True, exist_ok=True)
+    return _select(extract_archive(archive, extracted, folder), folder, str(archive)), files
 
 
 def anime_faces(spec: dict, resources: Path) -> tuple[dict, int, dict]:
-    spec = {**DEFAULTS, **spec}
+    spec = source_spec({**spec, "source": "anime_faces"})
     folder, files = _locate(spec, resources)
-    images, report = read_image_folder(folder, spec["size"], spec.get("max_images"))
+    content = files_sha256(folder)
+    if spec["content_sha256"] and content != spec["content_sha256"]:
+        raise VerificationError(
+            f"{folder}: the files read have content sha256 {content}, expected "
+            f"{spec['content_sha256']}: not the configured faces (a different archive or "
+            "folder); check `url`/`path` and `folder`"
+        )
+    files["content_sha256"] = content
+    images, report = read_image_folder(folder, spec["size"], spec["max_images"])
     levels = int(spec["levels"])
     images = quantize(images, levels)
     index = split_items(len(images), spec["split"], spec["seed"])

@@ -18,24 +18,11 @@ from tqdm import tqdm
 
 from arbench.data.pixels import quantize, to_chw
 from arbench.data.splits import split_groups
+from arbench.plan import source_spec
 
 log = logging.getLogger(__name__)
 
 POLICIES = ("random",)
-DEFAULTS = {
-    "games": ["Pong", "Breakout"],
-    "frames": 2000,
-    "frame_skip": 4,
-    "max_episode_frames": 100,
-    "noop_max": 30,
-    "policy": "random",
-    "color": "gray",
-    "crop": [34, 16, 0, 0],  # top, bottom, left, right: drops the score bar, keeps a square
-    "size": [32, 32],
-    "levels": 8,
-    "split": [0.8, 0.1, 0.1],
-    "seed": 0,
-}
 
 
 class UnknownGameError(ValueError):
@@ -105,7 +92,7 @@ def play_episodes(game: str, n_frames: int, spec: dict, seed: int) -> list[np.nd
 
 
 def atari(spec: dict, resources: Path) -> tuple[dict, int, dict]:
-    spec = {**DEFAULTS, **spec}
+    spec = source_spec({**spec, "source": "atari"})
     if spec["policy"] not in POLICIES:
         raise ValueError(f"unknown Atari policy {spec['policy']!r}; expected one of {POLICIES}")
     if spec["color"] not in ("gray", "rgb"):

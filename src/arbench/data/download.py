@@ -1,7 +1,10 @@
 """Checked downloads: stream to a temporary file, verify, then rename into place.
 
 A file at the destination path is therefore always whole and verified. A file a user placed
-there by hand (the way to continue without network) goes through the same checks.
+there by hand (the way to continue without network) goes through the same checks; so does its
+gzip-compressed copy (`NAME.gz`) where the reader takes gzip. A transfer that slows to a trickle
+is cut off (less than `min_rate` bytes/s over `stall_window` seconds), as is one that outlasts
+`deadline` seconds, and retried.
 """
 
 from __future__ import annotations
@@ -18,14 +21,22 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from arbench.files import remove_stale_parts, temporary_path
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+STALL_WINDOW = 60.0  # seconds
+MIN_RATE = 1024  # bytes per second, averaged over a stall window
 HTML_PREFIXES = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 
 
 class DownloadError(RuntimeError):
     """The file could not be fetched; the message says where to put it by hand."""
+
+
+class DownloadStalled(OSError):
+    """The transfer went on too slowly, or for too long."""
 
 
 class VerificationError(ValueError):
@@ -69,8 +80,12 @@ def verify_file(
         validate(path)
 
 
-def _stream(url: str, tmp: Path, timeout: float) -> None:
+def _stream(
+    url: str, tmp: Path, timeout: float, stall_window: float, min_rate: float, deadline: float
+) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "arbench"})
+    started = window_start = time.monotonic()
+    window_bytes = 0
     with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
         expected = response.headers.get("Content-Length")
         expected = int(expected) if expected is not None else None
@@ -78,10 +93,25 @@ def _stream(url: str, tmp: Path, timeout: float) -> None:
         with tqdm(
             total=expected, unit="B", unit_scale=True, desc=Path(url).name, disable=None
         ) as bar:
-            while chunk := response.read(CHUNK):
+            # read1: whatever has arrived, so that a trickle still returns control here
+            while chunk := response.read1(CHUNK):
                 out.write(chunk)
                 received += len(chunk)
+                window_bytes += len(chunk)
                 bar.update(len(chunk))
+                now = time.monotonic()
+                if now - started > deadline:
+                    raise DownloadStalled(
+                        f"the transfer took longer than {deadline:.0f} s "
+                        f"({received} bytes received)"
+                    )
+                if now - window_start >= stall_window:
+                    if window_bytes < min_rate * stall_window:
+                        raise DownloadStalled(
+                            f"the transfer stalled: {window_bytes} bytes in the last "
+                            f"{now - window_start:.0f} s, under {min_rate:.0f} bytes/s"
+                        )
+                    window_start, window_bytes = now, 0
         if expected is not None and received != expected:
             raise http.client.IncompleteRead(b"", expected - received)
 
@@ -102,30 +132,38 @@ def fetch(
     retries: int = 3,
     backoff: float = 2.0,
     timeout: float = 60.0,
+    stall_window: float = STALL_WINDOW,
+    min_rate: float = MIN_RATE,
+    deadline: float = 6 * 3600.0,
+    gzip_ok: bool = False,
 ) -> Path:
-    """Return `dest`, downloading `url` to it first unless a verified copy is already there.
+    """Return `dest`, downloading `url` to it first unless a verified copy is already there
+    (with `gzip_ok`, `dest` with `.gz` added counts as one: the caller reads gzip).
 
-    Transient failures (connection errors, truncated transfers, HTTP 5xx) are retried up to
-    `retries` times with exponential backoff starting at `backoff` seconds. Content that fails
-    verification is refused at once: it would fail the same way again.
+    Transient failures (connection errors, truncated or stalled transfers, HTTP 5xx) are retried
+    up to `retries` times with exponential backoff starting at `backoff` seconds. Content that
+    fails verification is refused at once: it would fail the same way again.
     """
     dest = Path(dest)
-    if dest.exists():
+    compressed = dest.with_name(dest.name + ".gz")
+    placed = dest if dest.exists() or not gzip_ok or not compressed.exists() else compressed
+    if placed.exists():
         try:
-            verify_file(dest, sha256=sha256, md5=md5, validate=validate)
+            verify_file(placed, sha256=sha256, md5=md5, validate=validate)
         except VerificationError as error:
             raise VerificationError(
-                f"{error}. Delete {dest.resolve()} to download it again."
+                f"{error}. Delete {placed.resolve()} to download it again."
             ) from None
-        return dest
+        return placed
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    remove_stale_parts(dest)
+    tmp = temporary_path(dest)
     last_error: Exception | None = None
     for attempt in range(1, retries + 1):
         log.info("downloading %s -> %s (attempt %d/%d)", url, dest, attempt, retries)
         try:
-            _stream(url, tmp, timeout)
+            _stream(url, tmp, timeout, stall_window, min_rate, deadline)
             verify_file(tmp, sha256=sha256, md5=md5, validate=validate, label=f"download of {url}")
             os.replace(tmp, dest)
             return dest
@@ -141,6 +179,7 @@ def fetch(
             tmp.unlink(missing_ok=True)
     raise DownloadError(
         f"could not download {url} ({type(last_error).__name__}: {last_error}). "
-        f"Without network, fetch it on another machine and place it at {dest.resolve()}, "
-        "then run again; it will be verified there."
+        f"Without network, fetch it on another machine and place it at {dest.resolve()}"
+        + (f" (or gzip-compressed at {compressed.resolve()})" if gzip_ok else "")
+        + ", then run again; it will be verified there."
     )

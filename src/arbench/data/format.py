@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from arbench.files import atomic_write
 
 SPLITS = ("train", "valid", "test")
 FORMAT_VERSION = 1
@@ -79,21 +80,6 @@ def validate_splits(splits: dict[str, np.ndarray], levels: int, origin: str) -> 
         shapes.add(array.shape[1:])
     if len(shapes) != 1:
         raise DatasetFormatError(f"{origin}: splits disagree on image shape: {sorted(shapes)}")
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_dataset(

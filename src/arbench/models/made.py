@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from arbench.models.base import NeuralDensityModel, make_order
 from arbench.models.distributions import make_output
+from arbench.plan import architecture_settings
 
 EVAL_BATCH = 1024
 
@@ -101,20 +102,9 @@ class StaircaseLinear(torch.autograd.Function):
 
 class MADE(NeuralDensityModel):
     name = "made"
-    defaults = {
-        "hidden": [500],
-        "masks": 1,
-        "ordering": "natural",
-        "order_agnostic": False,
-        "direct": True,
-        "output": "auto",
-        "components": 5,
-        "blocks": 4,
-        "seed": 0,
-    }
 
     def __init__(self, shape, levels: int, config: dict | None = None):
-        config = {**self.defaults, **(config or {})}
+        config = architecture_settings(self.name, config)
         super().__init__(shape, levels, config)
         self.output = make_output(levels, config["output"], config["components"])
         k = self.output.params_per_dim

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from arbench.models import nade_kernel
 from arbench.models.base import NeuralDensityModel, make_order
 from arbench.models.distributions import make_output
+from arbench.plan import architecture_settings
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": F.relu}
 # Elements of the (B, D, H) activation tensor handled per chunk when evaluating.
@@ -28,20 +29,9 @@ EVAL_CHUNK_ELEMENTS = 1 << 25
 
 class NADE(NeuralDensityModel):
     name = "nade"
-    defaults = {
-        "hidden": 500,
-        "activation": "sigmoid",
-        "ordering": "natural",
-        "order_agnostic": False,
-        "test_orderings": 8,
-        "output": "auto",
-        "components": 5,
-        "seed": 0,
-        "kernel": "auto",
-    }
 
     def __init__(self, shape, levels: int, config: dict | None = None):
-        config = {**self.defaults, **(config or {})}
+        config = architecture_settings(self.name, config)
         super().__init__(shape, levels, config)
         if config["activation"] not in ACTIVATIONS:
             raise ValueError(f"unknown NADE activation {config['activation']!r}")

@@ -1,0 +1,105 @@
+"""What every stage's command line shares: argument types, logging, SIGTERM, and failure.
+
+`run_stage` runs a stage's work so that a job that fails ends with one log line naming the job
+and what to do, never with a library's traceback as the last word, and so that SIGTERM (what
+SLURM and Snakemake send first) unwinds like an exception: temporary files are removed on the
+way out and a training job keeps its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("arbench")
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+
+
+class Terminated(SystemExit):
+    """The process received SIGTERM."""
+
+
+def _terminate(signum, frame):
+    raise Terminated(128 + signum)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def json_object(text: str) -> dict:
+    """A JSON object given inline, or the path of a file holding one. JSON, never YAML: a value
+    keeps the type it was written with (YAML 1.1 reads 1e-05 as a string)."""
+    source = "inline JSON"
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise argparse.ArgumentTypeError(f"{text!r} is neither a JSON object nor a file")
+        text, source = path.read_text(), str(path)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"{source} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{source} must hold a JSON object, got {value!r}")
+    return value
+
+
+def expected(error: BaseException) -> bool:
+    """An error raised on purpose by arbench's own code, whose message already says what is
+    wrong and what to do (a library's error deep inside a call is not)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    raised_here = bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(PACKAGE_DIR)
+    return raised_here or isinstance(error, FileNotFoundError | PermissionError)
+
+
+def run_stage(job: str, work: Callable[[], object]) -> int:
+    """Run `work()` as the job described by `job`; returns the process exit status."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        work()
+    except Terminated as stop:
+        log.error(
+            "%s: stopped by SIGTERM. No output was left half-written; run it again to redo it "
+            "(training resumes from its last epoch checkpoint).",
+            job,
+        )
+        return int(stop.code)
+    except KeyboardInterrupt:
+        log.error("%s: interrupted. No output was left half-written.", job)
+        return 130
+    except Exception as error:
+        if expected(error):
+            log.error("%s failed: %s", job, error)
+        else:
+            log.exception("unexpected error")
+            log.error(
+                "%s failed: %s: %s. This was not expected; the traceback above shows where. "
+                "Please report it with this log.",
+                job,
+                type(error).__name__,
+                error,
+            )
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0

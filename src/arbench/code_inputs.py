@@ -1,0 +1,87 @@
+"""The source files a job runs, read off the imports of its entry modules.
+
+A workflow job's code inputs are every module of `arbench` that its entry modules import,
+directly or through other modules (imports anywhere in a file count, those inside functions
+too), the `__init__.py` of every package on the way, and the non-Python files a module names
+beside itself (the NADE kernel's C source). Editing any of them reruns the job; editing a file
+the job never runs does not. Modules imported by name at run time (the registries in
+`arbench.plan`) are not followed: a job names them as entry modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "arbench"
+PACKAGE_DIR = Path(__file__).resolve().parent
+FILE_NAME = re.compile(r"[\w.-]+\.\w+")
+
+
+def module_file(module: str) -> Path | None:
+    """The file of an `arbench` module or package, None for anything else."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = PACKAGE_DIR.parent.joinpath(*parts)
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    return None
+
+
+def _package_of(module: str, file: Path) -> str:
+    return module if file.name == "__init__.py" else module.rpartition(".")[0]
+
+
+@cache
+def _direct(module: str) -> tuple[tuple[str, ...], tuple[Path, ...]]:
+    """(modules of arbench that `module` imports, companion files it names beside itself)."""
+    file = module_file(module)
+    tree = ast.parse(file.read_text(), filename=str(file))
+    imported, companions = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = _package_of(module, file).split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            imported.add(base)
+            # `from package import name` may import a module called name
+            imported.update(f"{base}.{alias.name}" for alias in node.names)
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and FILE_NAME.fullmatch(node.value)
+            and not node.value.endswith(".py")
+            and (file.parent / node.value).is_file()
+        ):
+            companions.add(file.parent / node.value)
+    modules = tuple(sorted(m for m in imported if module_file(m) is not None))
+    return modules, tuple(sorted(companions))
+
+
+def code_files(*modules: str) -> list[str]:
+    """Every file that running `modules` executes or reads from the package, sorted."""
+    seen, files, pending = set(), set(), list(modules)
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        file = module_file(module)
+        if file is None:
+            raise ValueError(f"{module} is not a module of {PACKAGE} ({PACKAGE_DIR})")
+        files.add(file)
+        parts = module.split(".")
+        pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages
+        imported, companions = _direct(module)
+        pending.extend(imported)
+        files.update(companions)
+    return sorted(str(f) for f in files)

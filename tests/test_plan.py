@@ -1,0 +1,145 @@
+"""The plan shared by the workflow and the stages: one set of defaults, typed settings, and code
+inputs read off the imports."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from arbench import plan
+from arbench.code_inputs import PACKAGE_DIR, code_files
+from arbench.configuration import coerce, load_schema
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+# Job-level settings the workflow fills in from the top of the config, not from `models`.
+JOB_KEYS = {"seed", "device", "threads"}
+
+
+def schema_property(definition: dict) -> dict:
+    while "$ref" in definition:
+        target = SCHEMA
+        for part in definition["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        definition = target
+    return definition
+
+
+@pytest.mark.parametrize("model", sorted(plan.MODELS))
+def test_the_schema_states_the_code_defaults_of_every_model_setting(model):
+    properties = SCHEMA["$defs"][model]["properties"]
+    settings = plan.MODELS[model].settings
+    assert set(properties) == set(settings) - JOB_KEYS
+    for key, definition in properties.items():
+        assert schema_property(definition)["default"] == settings[key], key
+
+
+def test_the_schema_knows_every_source_setting_and_no_other():
+    keys = set(SCHEMA["$defs"]["dataset"]["properties"])
+    by_sources = {key for entry in plan.SOURCES.values() for key in entry.defaults}
+    assert keys == by_sources | set(plan.WORKFLOW_KEYS) | {"source"}
+    assert set(SCHEMA["$defs"]["dataset"]["properties"]["source"]["enum"]) == set(plan.SOURCES)
+    assert set(SCHEMA["$defs"]["dataset"]["properties"]["models"]["items"]["enum"]) == set(
+        plan.MODELS
+    )
+
+
+def test_settings_keep_their_types_and_take_defaults():
+    settings = plan.model_settings("nade", {"hidden": 300, "weight_decay": 1e-5, "lr": 1})
+    assert settings["hidden"] == 300 and type(settings["hidden"]) is int
+    assert settings["weight_decay"] == 1e-5 and type(settings["weight_decay"]) is float
+    assert settings["lr"] == 1.0 and type(settings["lr"]) is float  # an int where a float goes
+    assert settings["patience"] == plan.TRAINING_DEFAULTS["patience"]
+    architecture, training = plan.split_settings("made", {"hidden": [8, 8], "lr": 0.5})
+    assert architecture["hidden"] == [8, 8] and "lr" not in architecture
+    assert training["lr"] == 0.5 and "hidden" not in training and "seed" in training
+
+
+@pytest.mark.parametrize(
+    "model, settings, message",
+    [
+        ("nade", {"hiden": 10}, "unknown setting 'hiden'"),
+        ("nade", {"weight_decay": "1e-05"}, "weight_decay must be a number, got '1e-05'"),
+        ("nade", {"hidden": "300"}, "hidden must be an integer"),
+        ("nade", {"hidden": True}, "hidden must be an integer"),
+        ("made", {"hidden": 500}, "hidden must be a list"),
+        ("made", {"hidden": [500, "a"]}, r"hidden\[1\] must be an integer"),
+        ("gmm", {"lr": 0.1}, "unknown setting 'lr'"),  # a mixture has no training settings
+        ("pixelcnn", {}, "unknown model 'pixelcnn'"),
+    ],
+)
+def test_a_wrong_setting_is_named(model, settings, message):
+    with pytest.raises(plan.SettingsError, match=message):
+        plan.model_settings(model, settings)
+
+
+def test_source_specs_take_their_sources_defaults_and_refuse_other_keys():
+    spec = plan.source_spec({"source": "atari", "frames": 90})
+    assert spec["frames"] == 90 and spec["games"] == plan.SOURCES["atari"].defaults["games"]
+    with pytest.raises(plan.SettingsError, match="source binarized_mnist: unknown setting 'split'"):
+        plan.source_spec({"source": "binarized_mnist", "split": [0.8, 0.1, 0.1]})
+    with pytest.raises(plan.SettingsError, match="unknown dataset source 'imagenet'"):
+        plan.source_spec({"source": "imagenet"})
+
+
+def test_job_settings_layer_model_defaults_config_and_dataset_overrides():
+    config = {
+        "seed": 3,
+        "device": "cpu",
+        "datasets": {
+            "d": {"source": "atari", "models": ["nade"], "overrides": {"nade": {"hidden": 7}}}
+        },
+        "models": {"nade": {"hidden": 9, "lr": 0.01}},
+    }
+    settings = plan.job_settings(config, "d", "nade")
+    assert settings["hidden"] == 7 and settings["lr"] == 0.01 and settings["seed"] == 3
+    assert settings["device"] == "cpu" and settings["epochs"] == plan.TRAINING_DEFAULTS["epochs"]
+
+
+def test_command_line_strings_are_typed_by_the_schema():
+    # What Snakemake hands over for --config 'models={"nade": {"hidden": 300, ...}}'
+    given = {
+        "seed": "1",
+        "models": {
+            "nade": {"hidden": "300", "weight_decay": "1e-05", "tf32": "true", "lr": "0.001"},
+            "made": {"hidden": ["8000", "8000"]},
+        },
+        "datasets": {"m": {"source": "mnist_idx", "binarize": "null", "levels": "16"}},
+        "device": "cpu",
+    }
+    typed = coerce(given, SCHEMA)
+    assert typed["seed"] == 1 and typed["device"] == "cpu"
+    assert typed["models"]["nade"] == {
+        "hidden": 300,
+        "weight_decay": 1e-05,
+        "tf32": True,
+        "lr": 0.001,
+    }
+    assert typed["models"]["made"]["hidden"] == [8000, 8000]
+    assert typed["datasets"]["m"]["binarize"] is None and typed["datasets"]["m"]["levels"] == 16
+    # what cannot be read as the schema's type is left for validation to name
+    assert coerce({"seed": "one"}, SCHEMA)["seed"] == "one"
+
+
+def test_code_files_follow_imports_and_include_the_kernel_source():
+    files = {Path(f).relative_to(PACKAGE_DIR).as_posix() for f in code_files("arbench.train")}
+    assert {"__init__.py", "train.py", "plan.py", "checkpoints.py", "data/format.py"} <= files
+    # models are imported by name at run time: a job names its model's module itself
+    assert not any(f.startswith("models/") and f != "models/__init__.py" for f in files)
+    nade = {Path(f).relative_to(PACKAGE_DIR).as_posix() for f in code_files("arbench.models.nade")}
+    assert {"models/nade_kernel.py", "models/nade_kernel.c", "models/__init__.py"} <= nade
+    assert "models/made.py" not in nade
+
+
+def test_a_module_that_is_not_ours_is_refused():
+    with pytest.raises(ValueError, match="not a module of arbench"):
+        code_files("numpy")
+
+
+def test_the_default_and_full_configs_settings_are_all_known():
+    for name in ("config.yaml", "full.yaml"):
+        config = yaml.safe_load((REPO / "config" / name).read_text())
+        for dataset, entry in config["datasets"].items():
+            plan.dataset_spec(config, dataset)
+            for model in entry["models"]:
+                plan.job_settings(config, dataset, model)

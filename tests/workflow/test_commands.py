@@ -1,0 +1,183 @@
+"""The README's commands and the shipped configs, planned as written (dry runs in the checkout):
+config layering, settings that keep their types from the YAML to the optimizer, and code inputs
+that rerun exactly the jobs that run an edited file."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from tiny_workflow import REPO
+
+from arbench import plan
+from arbench import train as train_module
+from arbench.data.format import save_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def dry_run(*args: str, cwd: Path = REPO) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "-n", "-p", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def shell_commands(output: str, stage: str) -> list[list[str]]:
+    """The argument lists after `python -m arbench.<stage>` of every planned job."""
+    commands = []
+    for line in output.splitlines():
+        if line.startswith("Shell command:") and f"-m arbench.{stage} " in line:
+            words = shlex.split(line.removeprefix("Shell command:"))
+            words = words[words.index(f"arbench.{stage}") + 1 : words.index(">")]
+            commands.append(words)
+    return commands
+
+
+def option(words: list[str], name: str) -> str:
+    return words[words.index(name) + 1]
+
+
+def train_settings(output: str) -> dict[tuple[str, str], dict]:
+    """(dataset, model) -> the settings its train job is given."""
+    found = {}
+    for words in shell_commands(output, "train"):
+        dataset = Path(option(words, "--data")).stem
+        found[dataset, option(words, "--model")] = json.loads(option(words, "--settings"))
+    return found
+
+
+def prepare_specs(output: str) -> dict[str, dict]:
+    return {
+        Path(option(words, "--out")).stem: json.loads(option(words, "--spec"))
+        for words in shell_commands(output, "prepare")
+    }
+
+
+def readme_section(title: str) -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def test_every_change_one_thing_command_of_the_readme_plans_what_it_says():
+    section = readme_section("Change one thing")
+    commands = re.findall(r"^\.venv/bin/snakemake (.*?)(?:\s+#.*)?$", section, re.MULTILINE)
+    assert len(commands) >= 2
+    for command in commands:
+        words = [w for w in shlex.split(command) if w not in ("--cores", "all", "-n")]
+        output = dry_run(*words)
+        settings = train_settings(output)
+        defaults = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+        for (dataset, model), given in settings.items():
+            overrides = defaults["datasets"][dataset].get("overrides", {}).get(model, {})
+            if model == "nade":  # 300 wherever the dataset does not override it
+                assert given["hidden"] == overrides.get("hidden", 300), dataset
+                assert type(given["hidden"]) is int
+            elif model == "made":
+                assert given["hidden"] == defaults["models"]["made"]["hidden"]
+        assert settings["mnist", "nade"]["hidden"] == 300
+
+
+def test_the_full_config_is_exactly_the_full_config():
+    full = yaml.safe_load((REPO / "config" / "full.yaml").read_text())
+    output = dry_run("--configfile", "config/full.yaml")
+    specs = prepare_specs(output)
+    assert set(specs) == set(full["datasets"])  # anime is no longer optional, nor left out
+    assert set(specs["mnist"]) == {"source", "url"}  # no binarize or split from the default run
+    settings = train_settings(output)
+    assert {d for d, _ in settings} == set(full["datasets"])
+    for (dataset, model), given in settings.items():
+        written = {
+            **full["models"].get(model, {}),
+            **full["datasets"][dataset].get("overrides", {}).get(model, {}),
+        }
+        for key, value in written.items():
+            assert given[key] == value and type(given[key]) is type(value), (dataset, model, key)
+    assert settings["atari", "nade"]["hidden"] == full["models"]["nade"]["hidden"]
+
+
+def test_a_users_config_file_runs_only_what_it_names(tmp_path):
+    mine = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    mine["datasets"] = {"digits": {**mine["datasets"]["mnist"], "models": ["made"]}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+    output = dry_run("--configfile", str(tmp_path / "mine.yaml"))
+    assert set(train_settings(output)) == {("digits", "made")}
+
+
+def test_nested_overrides_of_the_full_config_keep_their_types():
+    output = dry_run(
+        "--configfile",
+        "config/full.yaml",
+        "--config",
+        'models={"made": {"masks": 4, "hidden": [300, 300]}}',
+        "samples={count: 50}",
+    )
+    settings = train_settings(output)
+    made = settings["mnist", "made"]
+    assert made["masks"] == 4 and made["hidden"] == [300, 300] and made["lr"] == 0.0002
+    assert all(type(v) is int for v in made["hidden"])
+    counts = {option(w, "--n") for w in shell_commands(output, "sample")}
+    assert counts == {"50"}
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "full.yaml"])
+def test_every_setting_reaches_the_model_and_optimizer_with_its_type(name, tmp_path, monkeypatch):
+    """Runs each train command the rule would run, in this process, up to the point where the
+    model and its optimizer exist, and compares what they got with what the YAML says."""
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    commands = shell_commands(dry_run("--configfile", f"config/{name}"), "train")
+    assert len(commands) == sum(len(e["models"]) for e in config["datasets"].values())
+    images = (np.random.default_rng(0).random((30, 1, 2, 2)) < 0.5).astype(np.uint8)
+    splits = {"train": images, "valid": images, "test": images}
+    data = save_dataset(tmp_path / "d.npz", splits, 2, {"source": "test"})
+    seen = {}
+
+    class Reached(Exception):
+        """Raised once the settings have arrived: nothing needs to train."""
+
+    def neural(model, data, training, checkpoint, metrics):
+        optimizer = train_module.make_optimizer(model, training)
+        seen["model"], seen["training"] = dict(model.config), training
+        seen["optimizer"] = {k: optimizer.param_groups[0][k] for k in ("lr", "weight_decay")}
+        raise Reached
+
+    def build(model_name, shape, levels, architecture):
+        model = original_build(model_name, shape, levels, architecture)
+        if not plan.MODELS[model_name].neural:
+            seen["model"] = dict(model.config)
+            raise Reached
+        return model
+
+    original_build = train_module.build_model
+    monkeypatch.setattr(train_module, "train_neural", neural)
+    monkeypatch.setattr(train_module, "build_model", build)
+    for words in commands:
+        dataset, model = Path(option(words, "--data")).stem, option(words, "--model")
+        words[words.index("--data") + 1] = str(data)
+        words[words.index("--out") + 1] = str(tmp_path / "m.pt")
+        seen.clear()
+        train_module.main(words)  # fails on purpose once Reached is raised
+        written = {
+            **config["models"].get(model, {}),
+            **config["datasets"][dataset].get("overrides", {}).get(model, {}),
+        }
+        received = {**seen["model"], **seen.get("training", {})}
+        for key, value in written.items():
+            assert received[key] == value and type(received[key]) is type(value), (model, key)
+        if plan.MODELS[model].neural:
+            assert seen["optimizer"]["lr"] == received["lr"]
+            assert type(seen["optimizer"]["weight_decay"]) is float
+            assert seen["optimizer"]["weight_decay"] == received["weight_decay"]
