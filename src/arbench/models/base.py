@@ -95,12 +95,19 @@ class NeuralDensityModel(torch.nn.Module):
         """Exact log p(x) in nats per image: the log-mean-exp over members of their likelihoods
         (never the likelihood of averaged outputs)."""
         x = as_long_tensor(x, self.device)
-        parts = []
-        for start in range(0, len(x), self.eval_batch):
-            batch = x[start : start + self.eval_batch]
-            per_member = torch.stack([self.member_log_prob(batch, k) for k in range(self.members)])
-            parts.append(log_mean_exp(per_member, 0))
-        return torch.cat(parts)
+        # Members outermost: a member's masks or ordering are set up once for all the images.
+        per_member = torch.stack(
+            [
+                torch.cat(
+                    [
+                        self.member_log_prob(x[start : start + self.eval_batch], k)
+                        for start in range(0, len(x), self.eval_batch)
+                    ]
+                )
+                for k in range(self.members)
+            ]
+        )
+        return log_mean_exp(per_member, 0)
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0) -> np.ndarray:

@@ -12,7 +12,18 @@ import torch
 import torch.nn.functional as F
 
 
-class Bernoulli:
+class Distribution:
+    """What every per-dimension distribution gives: log-probabilities and samples."""
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_prob_sum(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) summed over the last dimension of x (the pixels of an image)."""
+        return self.log_prob(params, x).sum(-1)
+
+
+class Bernoulli(Distribution):
     """Binary data: one logit per dimension."""
 
     def __init__(self, levels: int = 2):
@@ -23,8 +34,17 @@ class Bernoulli:
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """params (..., 1), x (...) integer -> log p(x) (...)."""
+        return -self._negative(params, x)
+
+    def log_prob_sum(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) summed over the last dimension of x; negated after the sum, not before."""
+        return -self._negative(params, x).sum(-1)
+
+    @staticmethod
+    def _negative(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """softplus(logit) - x logit, in one fused operation."""
         logit = params[..., 0]
-        return x.to(logit.dtype) * logit - F.softplus(logit)
+        return F.binary_cross_entropy_with_logits(logit, x.to(logit.dtype), reduction="none")
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         probability = torch.sigmoid(params[..., 0])
@@ -32,7 +52,7 @@ class Bernoulli:
         return (uniform < probability).long()
 
 
-class Categorical:
+class Categorical(Distribution):
     """A free probability per level: exact and simple, sized for few levels."""
 
     def __init__(self, levels: int):
@@ -62,7 +82,7 @@ def log_sigmoid_difference(upper: torch.Tensor, lower: torch.Tensor) -> torch.Te
     return log_hi + _log1mexp(torch.clamp(F.logsigmoid(lo) - log_hi, max=-1e-12))
 
 
-class DiscretizedLogisticMixture:
+class DiscretizedLogisticMixture(Distribution):
     """A mixture of `components` logistics discretized onto the levels (Salimans et al. 2017).
 
     Levels map to bin centres in [-1, 1]; the outermost bins extend to infinity, so the bin

@@ -73,29 +73,36 @@ class StaircaseLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, mask, blocks):
-        masked = [weight[r0:r1, :c] * mask[r0:r1, :c] for r0, r1, c in blocks]
-        parts = [x[:, :c] @ w.t() for (_, _, c), w in zip(blocks, masked, strict=True)]
+        used = [weight[r0:r1, :c] * mask[r0:r1, :c] for r0, r1, c in blocks]
+        if bias is None:
+            parts = [x[:, :c] @ w.t() for (_, _, c), w in zip(blocks, used, strict=True)]
+        else:
+            parts = [
+                torch.addmm(bias[r0:r1], x[:, :c], w.t())
+                for (r0, r1, c), w in zip(blocks, used, strict=True)
+            ]
         out = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
-        if bias is not None:
-            out = out + bias
-        ctx.save_for_backward(x, mask, *masked)
+        ctx.save_for_backward(x, mask, *used)
         ctx.blocks, ctx.has_bias, ctx.weight_shape = blocks, bias is not None, weight.shape
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, mask, *masked = ctx.saved_tensors
+        x, mask, *used = ctx.saved_tensors
         grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
-        grad_w = grad_out.new_zeros(ctx.weight_shape) if ctx.needs_input_grad[1] else None
-        for (r0, r1, c), w in zip(ctx.blocks, masked, strict=True):
+        grad_w = grad_out.new_empty(ctx.weight_shape) if ctx.needs_input_grad[1] else None
+        for (r0, r1, c), w in zip(ctx.blocks, used, strict=True):
+            if grad_w is not None:
+                grad_w[r0:r1, c:].zero_()  # beyond the staircase: written by no block
             if c == 0:
                 continue
             g = grad_out[:, r0:r1]
             if grad_x is not None:
                 grad_x[:, :c].addmm_(g, w)
             if grad_w is not None:
-                grad_w[r0:r1, :c] = g.t() @ x[:, :c]
-                grad_w[r0:r1, :c].mul_(mask[r0:r1, :c])
+                block = grad_w[r0:r1, :c]
+                torch.mm(g.t(), x[:, :c], out=block)
+                block.mul_(mask[r0:r1, :c])
         grad_b = grad_out.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b, None, None
 
@@ -149,6 +156,7 @@ class MADE(NeuralDensityModel):
             for mask in self.masks(0)
         ]
         self.mask_index = 0
+        self.natural = torch.equal(self.order, torch.arange(self.dims))
 
     def linears(self) -> list[torch.nn.Linear]:
         return [*self.layers, *([self.direct] if self.direct is not None else [])]
@@ -195,8 +203,8 @@ class MADE(NeuralDensityModel):
         return torch.empty_like(params).index_copy_(1, self.order, params)
 
     def log_prob_mask(self, x: torch.Tensor, mask_index: int) -> torch.Tensor:
-        x = x[:, self.order]
-        return self.output.log_prob(self._params(self.inputs(x), mask_index), x).sum(1)
+        x = x if self.natural else x[:, self.order]
+        return self.output.log_prob_sum(self._params(self.inputs(x), mask_index), x)
 
     def nll(self, x: torch.Tensor) -> torch.Tensor:
         """Loss under the next mask in the cycle (connectivity-agnostic training)."""

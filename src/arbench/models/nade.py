@@ -66,7 +66,7 @@ class NADE(NeuralDensityModel):
 
     def reference_log_prob(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """The tensor formulation: all positions at once through a cumulative sum."""
-        return self.output.log_prob(self.params_ordered(x, order), x[:, order]).sum(1)
+        return self.output.log_prob_sum(self.params_ordered(x, order), x[:, order])
 
     def params_ordered(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """Output parameters (B, D, K); entry d is for x[order[d]] given x[order[:d]]."""
