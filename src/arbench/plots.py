@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from arbench.files import atomic_write  # noqa: E402
+
 
 def image_grid(images: np.ndarray, levels: int, columns: int) -> np.ndarray:
     """(N, C, H, W) levels -> one (rows*H, columns*W, 3) float image in [0, 1], 1-pixel gaps."""
@@ -27,11 +29,15 @@ def image_grid(images: np.ndarray, levels: int, columns: int) -> np.ndarray:
 
 
 def save(figure, out: Path) -> list[Path]:
-    """PNG for reading, PDF as the vector version."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """PNG for reading, PDF as the vector version, each written atomically."""
     paths = [out.with_suffix(".png"), out.with_suffix(".pdf")]
     for path in paths:
-        figure.savefig(path, dpi=150, bbox_inches="tight")
+        atomic_write(
+            path,
+            lambda handle, kind=path.suffix[1:]: figure.savefig(
+                handle, format=kind, dpi=150, bbox_inches="tight"
+            ),
+        )
     plt.close(figure)
     return paths
 
