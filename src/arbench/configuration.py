@@ -64,10 +64,25 @@ def _from_string(text: str, kinds: set[str]):
     return text
 
 
+def _alternative(schema: dict, value, root: dict) -> dict:
+    """Of a `oneOf`/`anyOf` schema, the alternative for a value of this kind (mapping, list or
+    scalar); the schema itself without alternatives."""
+    options = schema.get("oneOf") or schema.get("anyOf")
+    if not options:
+        return schema
+    wanted = "object" if isinstance(value, dict) else "array" if isinstance(value, list) else None
+    resolved = [_resolve(option, root) for option in options]
+    for option in resolved:
+        kinds = _expected_types(option)
+        if wanted in kinds or (wanted is None and kinds - {"object", "array"}):
+            return option
+    return schema
+
+
 def coerce(value, schema: dict, root: dict | None = None):
     """`value` with every string typed as `schema` expects where it can be read so."""
     root = root if root is not None else schema
-    schema = _resolve(schema, root)
+    schema = _alternative(_resolve(schema, root), value, root)
     if isinstance(value, str):
         kinds = _expected_types(schema)
         return value if "string" in kinds and not kinds - {"string"} else _from_string(value, kinds)

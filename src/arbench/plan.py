@@ -52,6 +52,7 @@ NULLABLE_TYPES = {
     "folder": str,
     "path": str,
     "max_images": int,
+    "crop": (list, dict),
 }
 
 
@@ -173,16 +174,23 @@ SOURCES = {
             "arbench.data.atari",
             "atari",
             {
-                "games": ["Pong", "Breakout"],
+                "games": ["SpaceInvaders", "Freeway"],
                 "frames": 2000,
                 "frame_skip": 4,
-                "max_episode_frames": 100,
+                "max_pool": True,
+                "episode_steps": 400,
+                "record_every": 8,
+                "keep_probability": 1.0,
                 "noop_max": 30,
                 "policy": "random",
                 "color": "gray",
-                "crop": [34, 16, 0, 0],  # top, bottom, left, right: drops the score bar
+                "crop": None,  # each game's from arbench.data.atari.CROPS
                 "size": [32, 32],
+                "autocontrast": True,
                 "levels": 8,
+                "binarize": None,
+                "threshold": 0.04,
+                "dedupe": True,
                 "split": SPLIT,
                 "seed": 0,
             },
@@ -232,6 +240,11 @@ def check_value(key: str, value, default, owner: str):
     kind = NULLABLE_TYPES.get(key, type(default)) if default is None else type(default)
     if value is None and default is None:
         return None
+    if isinstance(kind, tuple):
+        if isinstance(value, kind):
+            return value
+        names = " or ".join("a list" if k is list else "a mapping" for k in kind)
+        raise SettingsError(f"{owner}: {key} must be {names}, got {value!r}")
     if kind is list:
         if not isinstance(value, list | tuple):
             raise SettingsError(f"{owner}: {key} must be a list like {default}, got {value!r}")

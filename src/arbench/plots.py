@@ -98,7 +98,7 @@ def nearest_panels(
         columns = len(samples)
         stacked = np.concatenate([samples, neighbours])
         axis.imshow(image_grid(stacked, levels, columns), interpolation="nearest")
-        axis.set_title(f"{name}: samples (top), nearest training images (bottom)", fontsize=10)
+        axis.set_title(f"{name} (top) and their nearest training images (bottom)", fontsize=10)
         axis.axis("off")
     figure.suptitle(title, fontsize=12)
     return save(figure, out)

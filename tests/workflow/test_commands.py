@@ -24,8 +24,9 @@ pytestmark = pytest.mark.slow
 
 
 def dry_run(*args: str, cwd: Path = REPO) -> str:
+    """The plan of every job (--forceall: whatever results/ the checkout holds), printed."""
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "-n", "-p", *args],
+        [sys.executable, "-m", "snakemake", "--cores", "2", "-n", "-p", "--forceall", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -33,7 +33,7 @@ def shrunk(shared_data) -> dict:
                 "binarize": "stochastic",
                 "overrides": {"gmm": {"components": 3}},
             },
-            "atari": {"frames": 480, "max_episode_frames": 30},
+            "atari": {"frames": 480, "episode_steps": 160, "size": [16, 16]},
             "anime": {
                 "path": str(shared_data / "anime_faces" / "anime_faces_96px_2000.zip"),
                 "folder": "faces",

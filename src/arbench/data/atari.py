@@ -1,8 +1,21 @@
 """Atari frames generated with the Arcade Learning Environment (ale-py ships the ROMs).
 
-Frames are recorded per episode and episodes are assigned whole to train/valid/test, so
-near-identical consecutive frames never straddle splits. The same spec and seed give the same
-bytes.
+Preprocessing follows the literature, each step an option of the spec:
+
+- the agent acts every `frame_skip` emulator frames, and a recorded screen is the maximum over
+  the last two emulator frames (`max_pool`), which removes sprite flicker (Mnih et al. 2015);
+- a crop per game removes the score bar and keeps the play area (`CROPS`; `crop` overrides it);
+- an area resize to `size`, then grayscale stretched to the game's own range (`autocontrast`) and
+  quantized to `levels`, or binarized (`binarize`): `background` marks pixels that differ from
+  the frame's most common value by more than `threshold` (the sprites; DARN, Gregor et al. 2014,
+  modelled binarized frames), `threshold` marks pixels brighter than it;
+- frames are sparse: long episodes of random play (`episode_steps` agent steps), a frame recorded
+  every `record_every` steps and kept with probability `keep_probability`, so that near-identical
+  consecutive screens do not fill the set;
+- whole episodes go to train, valid or test, and with `dedupe` the valid and test frames that are
+  exact copies of a training frame are dropped (the counts go to the sidecar).
+
+Each image is labelled with its game. The same spec and seed give the same bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from arbench.data.format import SPLITS
 from arbench.data.pixels import quantize, to_chw
 from arbench.data.splits import split_groups
 from arbench.plan import source_spec
@@ -23,6 +37,19 @@ from arbench.plan import source_spec
 log = logging.getLogger(__name__)
 
 POLICIES = ("random",)
+SCREEN = (210, 160)  # rows, columns of every ALE screen
+# Rows and columns cut from the top, bottom, left and right of the screen: the score bar and the
+# borders go, the whole play area stays. `crop` in the spec overrides them.
+CROPS = {
+    "pong": [34, 16, 0, 0],
+    "breakout": [32, 15, 8, 8],
+    "space_invaders": [24, 15, 0, 0],
+    "freeway": [24, 16, 8, 0],
+    "ms_pacman": [0, 38, 0, 0],
+}
+BINARIZATIONS = ("background", "threshold")
+# Percentiles of a game's training pixels that `autocontrast` maps to black and white.
+CONTRAST_PERCENTILES = (0.5, 99.5)
 
 
 class UnknownGameError(ValueError):
@@ -46,64 +73,169 @@ def rom_id(game: str) -> str:
     return found
 
 
-def _frame(ale, spec: dict) -> np.ndarray:
-    rgb = spec["color"] == "rgb"
-    screen = ale.getScreenRGB() if rgb else ale.getScreenGrayscale()
-    if spec["crop"]:
-        top, bottom, left, right = spec["crop"]
-        screen = screen[top : screen.shape[0] - bottom, left : screen.shape[1] - right]
-    image = Image.fromarray(screen, "RGB" if rgb else "L")
-    height, width = spec["size"]
-    image = image.resize((width, height), Image.Resampling.BOX)
-    return to_chw(image)
+def game_crop(game: str, crop) -> list[int]:
+    """The crop of one game: the spec's (one for all games, or a mapping by game), else the
+    table's, else none."""
+    if isinstance(crop, dict):
+        named = {rom_id(name): value for name, value in crop.items()}
+        crop = named.get(rom_id(game))
+    if crop is None:
+        crop = CROPS.get(rom_id(game))
+        if crop is None:
+            log.warning("no crop known for %s: its whole screen is kept (set `crop`)", game)
+            crop = [0, 0, 0, 0]
+    if len(crop) != 4 or any(not isinstance(v, int) or v < 0 for v in crop):
+        raise ValueError(
+            f"Atari crop for {game}: {crop!r} must be four integers >= 0 (rows from the top, "
+            "rows from the bottom, columns from the left, columns from the right)"
+        )
+    top, bottom, left, right = crop
+    if top + bottom >= SCREEN[0] or left + right >= SCREEN[1]:
+        raise ValueError(
+            f"Atari crop for {game}: {crop} leaves no pixels of the {SCREEN[0]}x{SCREEN[1]} "
+            "screen; cut fewer rows or columns"
+        )
+    return list(crop)
+
+
+def check_spec(spec: dict, games: list[str]) -> None:
+    """Every setting that would fail late, refused before the emulator runs."""
+    if spec["policy"] not in POLICIES:
+        raise ValueError(f"unknown Atari policy {spec['policy']!r}; expected one of {POLICIES}")
+    if spec["color"] not in ("gray", "rgb"):
+        raise ValueError(f"Atari color must be 'gray' or 'rgb', got {spec['color']!r}")
+    for key in ("frame_skip", "record_every", "episode_steps"):
+        if spec[key] < 1:
+            raise ValueError(f"Atari {key} must be at least 1, got {spec[key]}")
+    if not 0 < spec["keep_probability"] <= 1:
+        raise ValueError(
+            f"Atari keep_probability must be in (0, 1], got {spec['keep_probability']}"
+        )
+    if spec["binarize"] is not None and spec["binarize"] not in BINARIZATIONS:
+        raise ValueError(
+            f"Atari binarize must be one of {BINARIZATIONS} or null, got {spec['binarize']!r}"
+        )
+    if spec["binarize"] is not None and spec["color"] == "rgb":
+        raise ValueError("Atari binarize needs color: gray")
+    if min(spec["size"]) < 1:
+        raise ValueError(f"Atari size must be positive, got {spec['size']}")
+    for game in games:
+        game_crop(game, spec["crop"])
+    per_episode = spec["episode_steps"] // spec["record_every"] * spec["keep_probability"]
+    smallest = spec["frames"] // len(games)
+    if per_episode < 1:
+        raise ValueError(
+            f"Atari: episode_steps {spec['episode_steps']} with record_every "
+            f"{spec['record_every']} records no frame in an episode; raise episode_steps"
+        )
+    if smallest / per_episode < 3:
+        raise ValueError(
+            f"Atari: {smallest} frames per game at about {per_episode:g} per episode "
+            f"(episode_steps / record_every x keep_probability) make fewer than 3 episodes, and "
+            "train, valid and test need one each: raise frames or lower episode_steps"
+        )
+
+
+def screen(ale, rgb: bool) -> np.ndarray:
+    return ale.getScreenRGB() if rgb else ale.getScreenGrayscale()
+
+
+def shrink(frame: np.ndarray, crop: list[int], size, rgb: bool) -> np.ndarray:
+    """Crop, then area-resize to (H, W): uint8 (C, H, W) on 0..255."""
+    top, bottom, left, right = crop
+    frame = frame[top : frame.shape[0] - bottom, left : frame.shape[1] - right]
+    image = Image.fromarray(frame, "RGB" if rgb else "L")
+    height, width = size
+    return to_chw(image.resize((width, height), Image.Resampling.BOX))
 
 
 def play_episodes(game: str, n_frames: int, spec: dict, seed: int) -> list[np.ndarray]:
-    """Record `n_frames` preprocessed 8-bit frames of `game`, as a list of episodes."""
+    """`n_frames` preprocessed 8-bit frames of random play of `game`, as a list of episodes."""
     from ale_py import ALEInterface, LoggerMode, roms
 
     ALEInterface.setLoggerMode(LoggerMode.Error)
     ale = ALEInterface()
     ale.setInt("random_seed", seed)
-    ale.setInt("frame_skip", spec["frame_skip"])
+    ale.setInt("frame_skip", 1)  # skipped here, so that the last two frames can be seen
     ale.setFloat("repeat_action_probability", 0.0)
     ale.loadROM(roms.get_rom_path(rom_id(game)))
     actions = ale.getMinimalActionSet()
     rng = np.random.default_rng(seed)
+    crop, rgb = game_crop(game, spec["crop"]), spec["color"] == "rgb"
 
-    episodes, current = [], []
-    for _ in range(int(rng.integers(0, spec["noop_max"] + 1))):
-        ale.act(actions[0])
+    def start():
+        for _ in range(int(rng.integers(0, spec["noop_max"] + 1))):
+            ale.act(actions[0])
+
+    episodes, current, steps = [], [], 0
+    start()
     with tqdm(total=n_frames, desc=f"atari {game}", unit="frame", disable=None) as bar:
-        for _ in range(n_frames):
-            current.append(_frame(ale, spec))
-            bar.update()
-            ale.act(actions[rng.integers(len(actions))])
-            if ale.game_over() or len(current) >= spec["max_episode_frames"]:
-                episodes.append(np.stack(current))
-                current = []
+        while sum(map(len, episodes)) + len(current) < n_frames:
+            action = actions[rng.integers(len(actions))]
+            steps += 1
+            record = steps % spec["record_every"] == 0 and (
+                spec["keep_probability"] >= 1 or rng.random() < spec["keep_probability"]
+            )
+            previous = None
+            for repeat in range(spec["frame_skip"]):
+                ale.act(action)
+                if record and spec["max_pool"] and repeat == spec["frame_skip"] - 2:
+                    previous = screen(ale, rgb)
+            if record:
+                frame = screen(ale, rgb)
+                if previous is not None:
+                    frame = np.maximum(frame, previous)
+                current.append(shrink(frame, crop, spec["size"], rgb))
+                bar.update()
+            if ale.game_over() or steps >= spec["episode_steps"]:
+                if current:
+                    episodes.append(np.stack(current))
+                current, steps = [], 0
                 ale.reset_game()
-                # Random no-ops at the start make episodes differ beyond the first few frames.
-                for _ in range(int(rng.integers(0, spec["noop_max"] + 1))):
-                    ale.act(actions[0])
+                start()  # random no-ops make episodes differ from their first frames on
     if current:
         episodes.append(np.stack(current))
     return episodes
 
 
+def autocontrast(frames: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Stretch 8-bit frames so that the reference's low and high percentiles become 0 and 255."""
+    low, high = np.percentile(reference, CONTRAST_PERCENTILES)
+    if high <= low:
+        return frames
+    stretched = (frames.astype(np.float64) - low) * 255 / (high - low)
+    return np.clip(np.round(stretched), 0, 255).astype(np.uint8)
+
+
+def binarize(frames: np.ndarray, method: str, threshold: float) -> np.ndarray:
+    """`background`: differs from the frame's most common value by more than threshold x 255;
+    `threshold`: brighter than threshold x 255."""
+    if method == "threshold":
+        return (frames > threshold * 255).astype(np.uint8)
+    flat = frames.reshape(len(frames), -1)
+    background = np.array([np.bincount(row, minlength=256).argmax() for row in flat])
+    distance = np.abs(flat.astype(np.int16) - background[:, None])
+    return (distance > threshold * 255).astype(np.uint8).reshape(frames.shape)
+
+
+def dedupe(images: np.ndarray, labels: np.ndarray, train: np.ndarray):
+    """Drop the images that are exact copies of a training image; returns them and the count."""
+    seen = {row.tobytes() for row in train.reshape(len(train), -1)}
+    keep = np.array([row.tobytes() not in seen for row in images.reshape(len(images), -1)])
+    return images[keep], labels[keep], int((~keep).sum())
+
+
 def atari(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     spec = source_spec({**spec, "source": "atari"})
-    if spec["policy"] not in POLICIES:
-        raise ValueError(f"unknown Atari policy {spec['policy']!r}; expected one of {POLICIES}")
-    if spec["color"] not in ("gray", "rgb"):
-        raise ValueError(f"Atari color must be 'gray' or 'rgb', got {spec['color']!r}")
     games = list(spec["games"])
     for game in games:  # fail on a typo before spending time on the other games
         rom_id(game)
+    check_spec(spec, games)
     per_game = np.full(len(games), spec["frames"] // len(games))
     per_game[: spec["frames"] % len(games)] += 1
 
-    parts: dict[str, list[np.ndarray]] = {"train": [], "valid": [], "test": []}
+    parts = {name: [] for name in SPLITS}
+    labels = {name: [] for name in SPLITS}
     episode_counts = {}
     for index, (game, n_frames) in enumerate(zip(games, per_game, strict=True)):
         episodes = play_episodes(game, int(n_frames), spec, seed=spec["seed"] + index)
@@ -112,19 +244,45 @@ def atari(spec: dict, resources: Path) -> tuple[dict, int, dict]:
         except ValueError as error:
             raise ValueError(
                 f"Atari game {game}: {len(episodes)} episodes from {n_frames} frames: {error}; "
-                "lower max_episode_frames or raise frames"
+                "lower episode_steps or raise frames"
             ) from None
+        frames = {name: np.concatenate([episodes[i] for i in ids]) for name, ids in groups.items()}
+        if spec["autocontrast"] and spec["binarize"] is None:
+            reference = frames["train"]  # the game's own range, read off training frames only
+            frames = {name: autocontrast(array, reference) for name, array in frames.items()}
+        for name, array in frames.items():
+            parts[name].append(array)
+            labels[name].append(np.full(len(array), index, dtype=np.int64))
         episode_counts[game] = {name: len(ids) for name, ids in groups.items()}
-        for name, ids in groups.items():
-            parts[name].extend(episodes[i] for i in ids)
         log.info("atari %s: %d frames in %d episodes", game, n_frames, len(episodes))
 
-    levels = int(spec["levels"])
-    splits = {name: quantize(np.concatenate(chunks), levels) for name, chunks in parts.items()}
+    images = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+    labels = {name: np.concatenate(chunks) for name, chunks in labels.items()}
+    if spec["binarize"] is not None:
+        levels = 2
+        images = {k: binarize(v, spec["binarize"], spec["threshold"]) for k, v in images.items()}
+    else:
+        levels = int(spec["levels"])
+        images = {name: quantize(array, levels) for name, array in images.items()}
+    dropped = {}
+    if spec["dedupe"]:
+        for name in ("valid", "test"):
+            images[name], labels[name], dropped[name] = dedupe(
+                images[name], labels[name], images["train"]
+            )
+            if not len(images[name]):
+                raise ValueError(
+                    f"Atari: every {name} frame copies a training frame; raise record_every or "
+                    "frames, or set dedupe: false"
+                )
+    splits = {**images, **{f"{name}_labels": array for name, array in labels.items()}}
     meta = {
         "source": "atari",
         "files": {},
         "generator": "ale-py",
         "episodes": episode_counts,
+        "label_names": games,
+        "crops": {game: game_crop(game, spec["crop"]) for game in games},
+        "dropped_as_copies_of_train": dropped,
     }
     return splits, levels, meta

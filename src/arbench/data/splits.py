@@ -59,3 +59,16 @@ def split_groups(group_sizes, fractions, seed: int) -> dict[str, np.ndarray]:
         "valid": np.sort(chosen["valid"]),
         "test": np.sort(chosen["test"]),
     }
+
+
+def stratified_sample(n: int, count: int, labels: np.ndarray | None, seed: int) -> np.ndarray:
+    """`count` of the indices 0..n-1 drawn at random, with every label as equally represented as
+    it allows (labels taken in turn, each from its own shuffled images). The same seed draws the
+    same images, so every model's figure shows the same ones; splits stored in blocks (game
+    after game) are not shown by their first block."""
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return rng.permutation(n)[:count]
+    groups = [rng.permutation(np.flatnonzero(labels == value)) for value in np.unique(labels)]
+    taken = [group[i] for i in range(max(map(len, groups))) for group in groups if i < len(group)]
+    return np.array(taken[:count], dtype=np.int64)
