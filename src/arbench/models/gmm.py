@@ -1,17 +1,33 @@
-"""The Gaussian mixture baseline: continuous, so on discrete pixels its likelihood is a bound.
+"""Gaussian mixture baselines on dequantized pixels, as discrete models of the pixel levels.
 
-scikit-learn `GaussianMixture` on y = (x + u) / L with u ~ U[0, 1)^D (uniform dequantization).
-For the discrete x, log P(x) = log E_u p((x+u)/L) - D log L >= E_u log p((x+u)/L) - D log L
-(Jensen), so the reported NLL is an upper bound.
+scikit-learn's `GaussianMixture` is fitted to y = (x + u) / L, u ~ U[0, 1)^D (uniform
+dequantization of the levels x in 0..L-1). The discrete model is the mass each pixel bin
+[x/L, (x+1)/L) gets, the first and last bins reaching out to -inf and +inf, so that the
+probabilities of all images sum to one; sampling maps draws to the same bins. Its likelihood:
+
+- **exact** for `diag` and `spherical` covariances: within a component the pixels are
+  independent, so a bin's mass is a difference of two normal CDFs (taken in log space, stable in
+  the tails) and an image's is their product; the components combine by log-sum-exp;
+- an **upper bound** on the NLL for `full` and `tied`: log P(x) >= E_u log p((x+u)/L) - D log L
+  (Jensen), estimated with `dequant_samples` draws of u that are independent of the draws the
+  model was fitted to (reusing them reports the fit's own noise as likelihood), and with the
+  estimate's Monte Carlo standard error.
+
+With `components` and `reg_covar` given as lists, every combination is fitted and the one with
+the best valid NLL kept (exact where it can be, else the bound); the choice and the grid's NLLs
+are recorded. `gmm` is full covariance by default, the strongest mixture; `gmm_diag` keeps the
+diagonal one beside it with its exact likelihood.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
 import numpy as np
 import torch
+from scipy.special import log_ndtr, logsumexp
 from sklearn.mixture import GaussianMixture
 
 from arbench.models.base import checkpoint
@@ -20,47 +36,126 @@ from arbench.plan import architecture_settings
 log = logging.getLogger(__name__)
 
 GMM_ATTRIBUTES = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+EXACT_COVARIANCES = ("diag", "spherical")
+# Streams of the dequantization noise: fitting and evaluating never share draws.
+FIT_STREAM, EVALUATE_STREAM = 0, 1
+
+
+def log_normal_mass(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """log(Phi(upper) - Phi(lower)) for lower < upper (either may be infinite), accurate in
+    both tails: right of zero, the mirrored form Phi(-lower) - Phi(-upper) is used."""
+    mirrored = (lower + upper) > 0
+    low = np.where(mirrored, -upper, lower)
+    high = np.where(mirrored, -lower, upper)
+    log_high = log_ndtr(high)
+    with np.errstate(divide="ignore"):
+        ratio = np.minimum(log_ndtr(low) - log_high, -1e-300)
+    return log_high + np.where(
+        ratio > -math.log(2), np.log(-np.expm1(ratio)), np.log1p(-np.exp(ratio))
+    )
 
 
 class GMM:
-    """Gaussian mixture on dequantized pixels; `log_prob` is a lower bound on log P(x)."""
+    """Gaussian mixture on dequantized pixels; see the module docstring for its likelihood."""
 
     name = "gmm"
-    exact = False
 
     def __init__(self, shape, levels: int, config: dict | None = None):
         self.shape = tuple(int(s) for s in shape)
         self.levels = int(levels)
         self.dims = int(np.prod(self.shape))
         self.config = architecture_settings(self.name, config)
-        self.mixture = GaussianMixture(
-            n_components=self.config["components"],
+        self.chosen = {}
+        self.mixture = self.make(self.grid()[0])
+
+    @property
+    def exact(self) -> bool:
+        return self.config["covariance"] in EXACT_COVARIANCES
+
+    def grid(self) -> list[dict]:
+        """Every (components, reg_covar) combination the settings ask to try."""
+
+        def listed(value):
+            return value if isinstance(value, list) else [value]
+
+        return [
+            {"components": k, "reg_covar": r}
+            for k, r in itertools.product(
+                listed(self.config["components"]), listed(self.config["reg_covar"])
+            )
+        ]
+
+    def make(self, choice: dict) -> GaussianMixture:
+        return GaussianMixture(
+            n_components=choice["components"],
             covariance_type=self.config["covariance"],
             max_iter=self.config["max_iter"],
-            reg_covar=self.config["reg_covar"],
+            reg_covar=choice["reg_covar"],
             random_state=self.config["seed"],
         )
+
+    def noise(self, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.config["seed"], stream])
 
     def dequantize(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return (x.astype(np.float64) + rng.random(x.shape)) / self.levels
 
     def fit(self, train, valid=None) -> dict:
         x = np.asarray(train).reshape(len(train), -1)
-        self.mixture.fit(self.dequantize(x, np.random.default_rng(self.config["seed"])))
-        log.info(
-            "GMM converged=%s after %d EM iterations", self.mixture.converged_, self.mixture.n_iter_
-        )
-        return {"converged": bool(self.mixture.converged_), "iterations": int(self.mixture.n_iter_)}
+        y = self.dequantize(x, self.noise(FIT_STREAM))
+        tried = []
+        best = None
+        for choice in self.grid():
+            self.mixture = self.make(choice).fit(y)
+            nll = float(-self.log_prob(valid).mean()) if valid is not None else math.nan
+            tried.append({**choice, "valid_nll": nll, "converged": bool(self.mixture.converged_)})
+            log.info("GMM %s: valid NLL %.3f", choice, nll)
+            if best is None or nll < best[0]:
+                best = (nll, choice, self.mixture)
+        _, self.chosen, self.mixture = best
+        return {"chosen": self.chosen, "grid": tried, "iterations": int(self.mixture.n_iter_)}
 
-    def log_prob(self, x, samples: int | None = None, seed: int = 0) -> torch.Tensor:
-        """Lower bound on log P(x) in nats: E_u log p((x+u)/L) - D log L, over `samples` draws."""
-        x = np.asarray(x).reshape(len(x), -1)
-        rng = np.random.default_rng(seed)
+    def bin_log_mass(self) -> np.ndarray:
+        """(K, D, L): log mass of every level of every pixel under every component (diagonal
+        and spherical covariances)."""
+        means = self.mixture.means_[:, :, None]
+        variances = self.mixture.covariances_
+        if self.config["covariance"] == "spherical":
+            variances = np.repeat(variances[:, None], self.dims, axis=1)
+        scale = np.sqrt(variances)[:, :, None]
+        edges = np.arange(self.levels + 1, dtype=np.float64) / self.levels
+        edges[0], edges[-1] = -np.inf, np.inf
+        lower = (edges[:-1][None, None, :] - means) / scale
+        upper = (edges[1:][None, None, :] - means) / scale
+        return log_normal_mass(lower, upper)
+
+    def exact_log_prob(self, x: np.ndarray, chunk: int = 256) -> np.ndarray:
+        table = self.bin_log_mass()  # (K, D, L)
+        weights = np.log(self.mixture.weights_)
+        dims = np.arange(self.dims)
+        out = []
+        for start in range(0, len(x), chunk):
+            block = x[start : start + chunk]  # (B, D)
+            per_component = table[:, dims[None, :], block].sum(2)  # (K, B)
+            out.append(logsumexp(per_component + weights[:, None], axis=0))
+        return np.concatenate(out)
+
+    def bound_log_prob(self, x: np.ndarray, samples: int | None = None) -> tuple:
+        """(E_u log p((x+u)/L) - D log L per image, its Monte Carlo standard error)."""
+        rng = self.noise(EVALUATE_STREAM)
         samples = samples or self.config["dequant_samples"]
-        density = np.mean(
-            [self.mixture.score_samples(self.dequantize(x, rng)) for _ in range(samples)], axis=0
+        draws = np.stack(
+            [self.mixture.score_samples(self.dequantize(x, rng)) for _ in range(samples)]
         )
-        return torch.from_numpy(density - self.dims * math.log(self.levels))
+        mean = draws.mean(0) - self.dims * math.log(self.levels)
+        se = draws.std(0, ddof=1) / math.sqrt(samples) if samples > 1 else np.full(len(x), np.nan)
+        return mean, se
+
+    def log_prob(self, x) -> torch.Tensor:
+        """log P(x) in nats: exact for diagonal and spherical covariances, else the bound."""
+        x = np.asarray(x).reshape(len(x), -1)
+        values = self.exact_log_prob(x) if self.exact else self.bound_log_prob(x)[0]
+        return torch.from_numpy(values)
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         self.mixture.random_state = seed
@@ -71,15 +166,28 @@ class GMM:
         return levels.astype(np.uint8).reshape(n, *self.shape)
 
     def to_checkpoint(self) -> dict:
-        state = {
-            name: torch.from_numpy(np.asarray(getattr(self.mixture, name)))
-            for name in GMM_ATTRIBUTES
-        }
-        return checkpoint(self, state)
+        return {**checkpoint(self, mixture_state(self.mixture)), "chosen": self.chosen}
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict):
         model = cls(checkpoint["shape"], checkpoint["levels"], checkpoint["config"])
-        for name, value in checkpoint["state"].items():
-            setattr(model.mixture, name, value.numpy())
+        model.chosen = checkpoint.get("chosen") or model.grid()[0]
+        model.mixture = restore_mixture(model.make(model.chosen), checkpoint["state"])
         return model
+
+
+def mixture_state(mixture: GaussianMixture) -> dict:
+    """A fitted mixture's parameters as tensors (what a checkpoint holds)."""
+    return {name: torch.from_numpy(np.asarray(getattr(mixture, name))) for name in GMM_ATTRIBUTES}
+
+
+def restore_mixture(mixture: GaussianMixture, state: dict, prefix: str = "") -> GaussianMixture:
+    for name in GMM_ATTRIBUTES:
+        setattr(mixture, name, state[prefix + name].numpy())
+    return mixture
+
+
+class DiagonalGMM(GMM):
+    """The same mixture with diagonal covariances: the weakest, with an exact likelihood."""
+
+    name = "gmm_diag"

@@ -1,0 +1,99 @@
+"""The verdict follows the evidence by its stated rule: each outcome from measurements built to
+give it, and a metric that failed its checks never votes."""
+
+import pytest
+
+from arbench.quality import METRICS
+from arbench.verdict import decide, evidence
+
+
+def measured(**values):
+    """Every metric at a neutral value with SE 0.01, except those given as (value, se)."""
+    found = {metric: {"value": 1.0, "se": 0.01} for metric in METRICS}
+    for metric, (value, se) in values.items():
+        found[metric] = {"value": value, "se": se}
+    return found
+
+
+def checks(failing=()):
+    return {"metrics": {m: {"passed": m not in failing, "checks": {}} for m in METRICS}}
+
+
+def outcome(models, failing=()):
+    return decide(evidence(models, checks(failing)))
+
+
+def test_supported_when_two_passing_metrics_favour_the_autoregressive_model_and_none_opposes():
+    models = {
+        "made": measured(frechet_learned=(10.0, 1.0), precision=(0.9, 0.01)),
+        "gmm": measured(frechet_learned=(30.0, 1.0), precision=(0.5, 0.01)),
+    }
+    result = outcome(models)
+    assert result["outcome"] == "supported"
+    assert "frechet_learned" in result["reason"] and "precision" in result["reason"]
+
+
+def test_one_metric_alone_decides_nothing():
+    models = {
+        "made": measured(frechet_learned=(10.0, 1.0)),
+        "gmm": measured(frechet_learned=(30.0, 1.0)),
+    }
+    assert outcome(models)["outcome"] == "not resolved"
+
+
+def test_contradicted_in_the_mirror_case_and_unresolved_when_metrics_disagree():
+    mirror = {
+        "nade": measured(recall=(0.3, 0.01), coverage=(0.2, 0.01)),
+        "mob": measured(recall=(0.8, 0.01), coverage=(0.7, 0.01)),
+    }
+    assert outcome(mirror)["outcome"] == "contradicted"
+    split = {
+        "nade": measured(recall=(0.3, 0.01), coverage=(0.2, 0.01), precision=(0.9, 0.01)),
+        "mob": measured(recall=(0.8, 0.01), coverage=(0.7, 0.01), precision=(0.2, 0.01)),
+    }
+    assert outcome(split)["outcome"] == "not resolved"
+
+
+def test_a_metric_that_failed_its_checks_does_not_vote():
+    # Only the PCA distances favour the mixture: while they pass they decide; once they fail
+    # their checks, nothing favours either side
+    models = {
+        "made": measured(frechet_pca=(9.0, 0.1), kid_pca=(0.9, 0.01)),
+        "gmm": measured(frechet_pca=(1.0, 0.1), kid_pca=(0.1, 0.01)),
+    }
+    assert outcome(models)["outcome"] == "contradicted"
+    counted = outcome(models, failing=("frechet_pca", "kid_pca"))
+    assert counted["outcome"] == "not resolved"
+    assert "0 the mixture" in counted["reason"] and "frechet_pca" not in counted["reason"]
+
+
+def test_within_two_standard_errors_favours_no_side():
+    rows = evidence(
+        {
+            "made": measured(c2st_accuracy=(0.60, 0.02)),
+            "gmm": measured(c2st_accuracy=(0.63, 0.02)),
+        },
+        checks(),
+    )
+    row = next(r for r in rows if r["metric"] == "c2st_accuracy")
+    assert row["favours"] is None and row["better_by"] == pytest.approx(0.03)
+
+
+def test_the_best_of_each_family_is_compared():
+    rows = evidence(
+        {
+            "nade": measured(frechet_learned=(50.0, 1.0)),
+            "made": measured(frechet_learned=(10.0, 1.0)),
+            "gmm": measured(frechet_learned=(30.0, 1.0)),
+            "mob": measured(frechet_learned=(90.0, 1.0)),
+        },
+        checks(),
+    )
+    row = next(r for r in rows if r["metric"] == "frechet_learned")
+    assert (row["autoregressive"], row["mixture"]) == ("made", "gmm")
+
+
+def test_too_few_passing_metrics_or_no_mixture_is_not_tested():
+    models = {"made": measured(), "gmm": measured()}
+    assert outcome(models, failing=tuple(METRICS)[1:])["outcome"] == "not tested"
+    assert decide(evidence({"made": measured()}, checks()))["outcome"] == "not tested"
