@@ -35,6 +35,13 @@ def test_the_schema_states_the_code_defaults_of_every_model_setting(model):
         assert schema_property(definition)["default"] == settings[key], key
 
 
+def test_the_schema_names_every_model_of_the_registry_wherever_models_are_named():
+    dataset = SCHEMA["$defs"]["dataset"]["properties"]
+    assert set(SCHEMA["properties"]["models"]["properties"]) == set(plan.MODELS)
+    assert set(dataset["overrides"]["properties"]) == set(plan.MODELS)
+    assert set(dataset["models"]["items"]["enum"]) == set(plan.MODELS)
+
+
 def test_the_schema_knows_every_source_setting_and_no_other():
     keys = set(SCHEMA["$defs"]["dataset"]["properties"])
     by_sources = {key for entry in plan.SOURCES.values() for key in entry.defaults}
@@ -144,3 +151,19 @@ def test_the_default_and_full_configs_settings_are_all_known():
             plan.dataset_spec(config, dataset)
             for model in entry["models"]:
                 plan.job_settings(config, dataset, model)
+
+
+def test_replicates_are_training_runs_with_their_own_seeds():
+    config = {
+        "seed": 5,
+        "replicates": 3,
+        "device": "cpu",
+        "datasets": {"d": {"source": "atari", "models": ["made", "gmm"]}},
+        "models": {},
+    }
+    datasets, _ = plan.datasets_in_run(config)
+    assert datasets["d"] == ["made", "made.r1", "made.r2", "gmm", "gmm.r1", "gmm.r2"]
+    assert [plan.job_settings(config, "d", run)["seed"] for run in datasets["d"][:3]] == [5, 6, 7]
+    assert plan.model_entry("gmm.r2").name == "gmm" and plan.replicate_of("made.r1") == ("made", 1)
+    with pytest.raises(plan.SettingsError, match="not a model or a model.rN replicate"):
+        plan.replicate_of("made.rx")

@@ -97,3 +97,21 @@ def test_too_few_passing_metrics_or_no_mixture_is_not_tested():
     models = {"made": measured(), "gmm": measured()}
     assert outcome(models, failing=tuple(METRICS)[1:])["outcome"] == "not tested"
     assert decide(evidence({"made": measured()}, checks()))["outcome"] == "not tested"
+
+
+def test_runs_of_one_model_are_pooled_and_their_spread_counts():
+    # Two seeds of MADE that disagree: their mean beats the mixture, but not beyond the spread
+    runs = {
+        "made": measured(frechet_learned=(5.0, 0.5), recall=(0.9, 0.01)),
+        "made.r1": measured(frechet_learned=(25.0, 0.5), recall=(0.3, 0.01)),
+        "gmm": measured(frechet_learned=(20.0, 0.5), recall=(0.5, 0.01)),
+    }
+    rows = {r["metric"]: r for r in evidence(runs, checks())}
+    assert rows["frechet_learned"]["autoregressive"] == "made"
+    assert rows["frechet_learned"]["autoregressive_value"]["value"] == pytest.approx(15.0)
+    assert rows["frechet_learned"]["autoregressive_value"]["se"] == pytest.approx(10.0)
+    assert rows["frechet_learned"]["favours"] is None
+    single = evidence({"made": runs["made"], "gmm": runs["gmm"]}, checks())
+    assert (
+        next(r for r in single if r["metric"] == "frechet_learned")["favours"] == "autoregressive"
+    )

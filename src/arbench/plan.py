@@ -251,10 +251,28 @@ SOURCES = {
 }
 
 
+REPLICATE = ".r"  # "nade.r2": NADE's third training run, seeded seed + 2
+
+
+def instance(model: str, replicate: int) -> str:
+    """The name a model's training run goes by: the model itself for the first run."""
+    return model if replicate == 0 else f"{model}{REPLICATE}{replicate}"
+
+
+def replicate_of(name: str) -> tuple[str, int]:
+    """(model, replicate) of a training run's name."""
+    model, _, number = name.partition(REPLICATE)
+    if number and not number.isdigit():
+        raise SettingsError(f"{name!r} is not a model or a model{REPLICATE}N replicate")
+    return model, int(number or 0)
+
+
 def model_entry(name: str) -> ModelEntry:
-    if name not in MODELS:
+    """The registry entry of a model (or of one of its replicate runs)."""
+    model = replicate_of(name)[0]
+    if model not in MODELS:
         raise SettingsError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-    return MODELS[name]
+    return MODELS[model]
 
 
 def source_entry(name) -> SourceEntry:
@@ -366,14 +384,18 @@ def model_from_checkpoint(checkpoint: dict):
 
 
 def datasets_in_run(config: dict) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """(dataset -> its models, dataset -> why it was left out) for a validated config."""
+    """(dataset -> its models' training runs, dataset -> why it was left out) for a validated
+    config; with `replicates: R`, each model is trained R times (nade, nade.r1, ...)."""
     datasets, skipped = {}, {}
+    replicates = config.get("replicates", 1)
     for name, entry in config["datasets"].items():
         path = entry.get("path")
         if entry.get("optional") and path is not None and not Path(path).exists():
             skipped[name] = f"its local source {path} is not present on this machine"
         else:
-            datasets[name] = list(entry["models"])
+            datasets[name] = [
+                instance(model, r) for model in entry["models"] for r in range(replicates)
+            ]
     return datasets, skipped
 
 
@@ -382,11 +404,13 @@ def dataset_spec(config: dict, dataset: str) -> dict:
     return source_spec({k: v for k, v in entry.items() if k not in WORKFLOW_KEYS})
 
 
-def job_settings(config: dict, dataset: str, model: str) -> dict:
-    """Everything one model's jobs on one dataset run with: the model's defaults, the config's
-    `models` entry, the dataset's `overrides`, the run's seed and device."""
+def job_settings(config: dict, dataset: str, name: str) -> dict:
+    """Everything one training run's jobs on one dataset run with: the model's defaults, the
+    config's `models` entry, the dataset's `overrides`, the run's seed (the config's, plus the
+    replicate's number) and device."""
+    model, replicate = replicate_of(name)
     overrides = config["datasets"][dataset].get("overrides", {}).get(model, {})
-    settings = {**config["models"].get(model, {}), **overrides, "seed": config["seed"]}
+    settings = {**config["models"].get(model, {}), **overrides, "seed": config["seed"] + replicate}
     if model_entry(model).neural:
         settings["device"] = config["device"]
     return model_settings(model, settings)
@@ -410,6 +434,8 @@ LAYOUT = {
     "metrics": "results/metrics/{dataset}/{model}.json",
     "nll": "results/metrics/{dataset}/{model}.npz",
     "quality": "results/quality/{dataset}/{model}.json",
+    "completion": "results/completions/{dataset}/{model}.json",
+    "completion_images": "results/completions/{dataset}/{model}.npz",
     "features": "results/features/{dataset}.pt",
     "features_summary": "results/features/{dataset}.json",
     "metric_check": "results/checks/{dataset}.json",
@@ -427,7 +453,7 @@ LAYOUT = {
     "figure": "results/figures/{dataset}_{figure}.png",
 }
 # What the report reads of each (dataset, model).
-REPORT_INPUTS = ("metrics", "nll", "samples", "curve", "quality")
+REPORT_INPUTS = ("metrics", "nll", "samples", "curve", "quality", "completion", "completion_images")
 
 
 def path(kind: str, **wildcards) -> str:

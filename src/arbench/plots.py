@@ -102,3 +102,38 @@ def nearest_panels(
         axis.axis("off")
     figure.suptitle(title, fontsize=12)
     return save(figure, out)
+
+
+def completion_panels(
+    originals: np.ndarray,
+    hidden: np.ndarray,
+    completions: dict[str, np.ndarray],
+    levels: int,
+    title: str,
+    out: Path,
+) -> list[Path]:
+    """One panel per column group: the test images, the same with the hidden rows grey, then
+    each model's completions of them (one test image per row, its completions side by side)."""
+    masked = originals.astype(np.float64).reshape(len(originals), -1).copy()
+    masked[:, hidden] = (levels - 1) / 2  # grey: what the models did not see
+    panels = {
+        "test image": (originals, 1),
+        "what the models see": (masked.reshape(originals.shape), 1),
+        **{
+            name: (filled.reshape(-1, *filled.shape[2:]), filled.shape[1])
+            for name, filled in completions.items()
+        },
+    }
+    widths = [columns for _, columns in panels.values()]
+    figure, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(1.2 * sum(widths) + 0.6 * len(panels), 0.8 * len(originals) + 1),
+        gridspec_kw={"width_ratios": widths},
+    )
+    for axis, (name, (images, columns)) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+        axis.imshow(image_grid(images, levels, columns), interpolation="nearest")
+        axis.set_title(name, fontsize=10)
+        axis.axis("off")
+    figure.suptitle(title, fontsize=12)
+    return save(figure, out)

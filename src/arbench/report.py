@@ -27,10 +27,10 @@ from arbench.cli import json_object, run_stage
 from arbench.data.format import load_dataset
 from arbench.data.splits import stratified_sample
 from arbench.files import atomic_write
-from arbench.plan import MODELS, path
-from arbench.plots import nearest_panels, sample_panels, training_curves
+from arbench.plan import model_entry, path, replicate_of
+from arbench.plots import completion_panels, nearest_panels, sample_panels, training_curves
 from arbench.quality import METRICS, flat, nearest
-from arbench.verdict import RULE, decide, evidence
+from arbench.verdict import RULE, decide, evidence, family
 
 log = logging.getLogger("arbench.report")
 
@@ -71,8 +71,6 @@ SHOWN = {
     "c2st_accuracy": "classifier accuracy",
     "frechet_pca": "Fréchet (PCA)",
 }
-AUTOREGRESSIVE = tuple(name for name, entry in MODELS.items() if entry.family == "autoregressive")
-MIXTURES = tuple(name for name, entry in MODELS.items() if entry.family == "mixture")
 NEIGHBOUR_PANEL_SAMPLES = 8
 GRID_IMAGES = 36
 FIGURE_SEED = 0
@@ -81,11 +79,12 @@ FIGURE_SEED = 0
 def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
     rows = []
     for files in models.values():
-        for inputs in files.values():
+        for run, inputs in files.items():
             metrics = json.loads(Path(inputs["metrics"]).read_text())
             rows.append(
                 {
                     **{k: metrics.get(k) for k in TABLE_FIELDS},
+                    "model": run,  # the training run: nade, nade.r1, ...
                     "likelihood": "exact" if metrics["exact"] else "upper bound",
                 }
             )
@@ -100,8 +99,8 @@ def paired_differences(files: dict[str, dict]) -> list[dict]:
         return np.load(files[model]["nll"])["nll"]
 
     pairs = []
-    for a in (m for m in models if m in AUTOREGRESSIVE):
-        for b in (m for m in models if m in MIXTURES):
+    for a in (m for m in models if family(m) == "autoregressive"):
+        for b in (m for m in models if family(m) == "mixture"):
             difference = nll(a) - nll(b)
             se = difference.std(ddof=1) / math.sqrt(len(difference))
             mean = float(difference.mean())
@@ -245,6 +244,40 @@ def verdict_section(dataset: str, measured: dict[str, dict], check: dict) -> str
     return "\n".join(parts)
 
 
+def completion_section(dataset: str, files: dict[str, dict]) -> str:
+    """The conditional NLL of the hidden rows per model, and paired differences."""
+    summaries = {m: load_json(f["completion"]) for m, f in files.items()}
+    first = next(iter(summaries.values()))
+    lines = [
+        f"Completion: the bottom {first['hidden_rows']:.0%} of the rows of every test image "
+        f"hidden ({first['hidden_pixels']} values), the rest given. Conditional NLL of the true "
+        "hidden values, nats/image:\n",
+        "| model | conditional NLL | likelihood |",
+        "| --- | --- | --- |",
+    ]
+    for model, summary in summaries.items():
+        lines.append(
+            f"| {model} | {summary['conditional_nll_nats']:.2f} ± "
+            f"{summary['conditional_nll_nats_se']:.2f} | {summary['likelihood']} |"
+        )
+    lines.append("")
+    estimates = {m for m, summary in summaries.items() if summary["likelihood"] != "exact"}
+
+    def nll(model):
+        return np.load(files[model]["completion_images"])["nll"]
+
+    for a in (m for m in files if family(m) == "autoregressive"):
+        for b in (m for m in files if family(m) == "mixture"):
+            gap = nll(a) - nll(b)
+            mean, se = float(gap.mean()), float(gap.std(ddof=1) / math.sqrt(len(gap)))
+            note = " (an estimate, not exact: compare with care)" if b in estimates else ""
+            lines.append(
+                f"- {a.upper()} − {b.upper()} = {mean:+.2f} ± {se:.2f} nats/image on the same "
+                f"test images{note}."
+            )
+    return "\n".join(lines) + "\n"
+
+
 def shown_test_images(data, count: int) -> np.ndarray:
     """Indices of the test images a figure shows: a random draw with every label (digit, game)
     as equally represented as it allows, the same for every model and every figure."""
@@ -356,6 +389,8 @@ def build_report(inputs: dict) -> Path:
         out.append(f"> Dataset **{name}** was left out of this run: {reason}\n")
     for dataset, files in models.items():
         names = list(files)
+        # figures show each model's first training run; tables show every run
+        shown_runs = [m for m in names if replicate_of(m)[1] == 0]
         data = load_dataset(inputs["data"][dataset])
         shape = "x".join(str(s) for s in data.shape)
         out.append(
@@ -373,7 +408,7 @@ def build_report(inputs: dict) -> Path:
             out.append("Paired differences on the same test images:\n")
             out.extend(describe_pair(p, p["b"] in bounds) for p in pairs)
             out.append("")
-        samples = {m: np.load(files[m]["samples"])["samples"] for m in names}
+        samples = {m: np.load(files[m]["samples"])["samples"] for m in shown_runs}
         figure = figure_path(dataset, "samples")
         real = data.test[shown_test_images(data, GRID_IMAGES)]
         sample_panels(
@@ -406,7 +441,20 @@ def build_report(inputs: dict) -> Path:
             figure,
         )
         out.append(link(f"{dataset} nearest training images", figure))
-        curves = {m: Path(files[m]["curve"]) for m in names if MODELS[m].neural}
+        out.append(completion_section(dataset, files))
+        filled = {m: np.load(files[m]["completion_images"]) for m in shown_runs}
+        shown = next(iter(filled.values()))
+        figure = figure_path(dataset, "completion")
+        completion_panels(
+            shown["originals"],
+            shown["hidden"],
+            {m: f["completions"] for m, f in filled.items()},
+            data.levels,
+            f"{dataset}: the bottom rows hidden, completed by each model",
+            figure,
+        )
+        out.append(link(f"{dataset} completions", figure))
+        curves = {m: Path(files[m]["curve"]) for m in shown_runs if model_entry(m).neural}
         if curves:
             figure = figure_path(dataset, "training")
             training_curves(curves, f"{dataset}: training curves", figure)

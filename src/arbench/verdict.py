@@ -3,15 +3,19 @@
 The hypothesis: autoregressive models (NADE, MADE) give richer samples than mixture models. On
 every metric that passed its known-answer checks on the dataset (`arbench.quality`), the best
 autoregressive model is compared with the best mixture, each the best by that metric; the metric
-favours a side when the difference exceeds two standard errors. The rule, which no single metric
-can decide alone, is `RULE`.
+favours a side when the difference exceeds two standard errors. A model trained several times
+(`replicates`) is measured by the mean of its runs, whose standard error is the larger of the
+spread across runs and the runs' own. The rule, which no single metric can decide alone, is
+`RULE`.
 """
 
 from __future__ import annotations
 
 import math
 
-from arbench.plan import MODELS
+import numpy as np
+
+from arbench.plan import model_entry, replicate_of
 from arbench.quality import METRICS
 
 MARGIN = 2.0  # standard errors a difference must exceed to favour a side
@@ -27,8 +31,33 @@ RULE = (
 )
 
 
-def family(model: str) -> str:
-    return MODELS[model].family
+def family(name: str) -> str:
+    return model_entry(name).family
+
+
+def pooled(runs: list[dict]) -> dict:
+    """One model's measurement over its training runs (seeds): their mean, with the larger of
+    the spread across runs (SD / sqrt(runs)) and the runs' own standard error of that mean."""
+    values = np.array([run["value"] for run in runs])
+    within = math.sqrt(sum(run["se"] ** 2 for run in runs)) / len(runs)
+    between = values.std(ddof=1) / math.sqrt(len(runs)) if len(runs) > 1 else 0.0
+    return {
+        "value": float(values.mean()),
+        "se": max(within, float(between)),
+        "runs": len(runs),
+        "spread_between_runs": float(values.std(ddof=1)) if len(runs) > 1 else None,
+    }
+
+
+def by_model(measured: dict[str, dict]) -> dict[str, dict]:
+    """Training runs' measurements (nade, nade.r1, ...) pooled per model."""
+    runs: dict[str, list[str]] = {}
+    for name in measured:
+        runs.setdefault(replicate_of(name)[0], []).append(name)
+    return {
+        model: {metric: pooled([measured[n][metric] for n in names]) for metric in METRICS}
+        for model, names in runs.items()
+    }
 
 
 def better_by(metric: str, ours: dict, theirs: dict) -> tuple[float, float]:
@@ -46,7 +75,9 @@ def best(metric: str, measured: dict[str, dict], models: list[str]) -> str:
 
 def evidence(measured: dict[str, dict], checks: dict) -> list[dict]:
     """One row per metric: did it pass its checks, which models it compares, and what it finds.
-    `measured`: model -> its quality measurements; `checks`: the dataset's metric check."""
+    `measured`: training run -> its quality measurements (runs of one model are pooled, so the
+    comparison weighs the spread across training seeds too); `checks`: the metric check."""
+    measured = by_model(measured)
     ours = [m for m in measured if family(m) == "autoregressive"]
     theirs = [m for m in measured if family(m) == "mixture"]
     rows = []

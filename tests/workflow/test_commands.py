@@ -140,7 +140,8 @@ def test_every_setting_reaches_the_model_and_optimizer_with_its_type(name, tmp_p
     model and its optimizer exist, and compares what they got with what the YAML says."""
     config = yaml.safe_load((REPO / "config" / name).read_text())
     commands = shell_commands(dry_run("--configfile", f"config/{name}"), "train")
-    assert len(commands) == sum(len(e["models"]) for e in config["datasets"].values())
+    runs = config.get("replicates", 1)
+    assert len(commands) == runs * sum(len(e["models"]) for e in config["datasets"].values())
     images = (np.random.default_rng(0).random((30, 1, 2, 2)) < 0.5).astype(np.uint8)
     splits = {"train": images, "valid": images, "test": images}
     data = save_dataset(tmp_path / "d.npz", splits, 2, {"source": "test"})
@@ -157,7 +158,7 @@ def test_every_setting_reaches_the_model_and_optimizer_with_its_type(name, tmp_p
 
     def build(model_name, shape, levels, architecture):
         model = original_build(model_name, shape, levels, architecture)
-        if not plan.MODELS[model_name].neural:
+        if not plan.model_entry(model_name).neural:
             seen["model"] = dict(model.config)
             raise Reached
         return model
@@ -166,7 +167,8 @@ def test_every_setting_reaches_the_model_and_optimizer_with_its_type(name, tmp_p
     monkeypatch.setattr(train_module, "train_neural", neural)
     monkeypatch.setattr(train_module, "build_model", build)
     for words in commands:
-        dataset, model = Path(option(words, "--data")).stem, option(words, "--model")
+        dataset, run = Path(option(words, "--data")).stem, option(words, "--model")
+        model, replicate = plan.replicate_of(run)
         words[words.index("--data") + 1] = str(data)
         words[words.index("--out") + 1] = str(tmp_path / "m.pt")
         seen.clear()
@@ -178,7 +180,20 @@ def test_every_setting_reaches_the_model_and_optimizer_with_its_type(name, tmp_p
         received = {**seen["model"], **seen.get("training", {})}
         for key, value in written.items():
             assert received[key] == value and type(received[key]) is type(value), (model, key)
+        assert received["seed"] == config["seed"] + replicate
         if plan.MODELS[model].neural:
             assert seen["optimizer"]["lr"] == received["lr"]
             assert type(seen["optimizer"]["weight_decay"]) is float
             assert seen["optimizer"]["weight_decay"] == received["weight_decay"]
+
+
+def test_the_full_config_trains_each_model_with_several_seeds():
+    full = yaml.safe_load((REPO / "config" / "full.yaml").read_text())
+    settings = train_settings(dry_run("--configfile", "config/full.yaml"))
+    replicates = full["replicates"]
+    assert replicates >= 3
+    for dataset, entry in full["datasets"].items():
+        for model in entry["models"]:
+            runs = [plan.instance(model, r) for r in range(replicates)]
+            seeds = [settings[dataset, run]["seed"] for run in runs]
+            assert seeds == [full["seed"] + r for r in range(replicates)], (dataset, model)

@@ -302,3 +302,20 @@ def test_the_local_profile_plans_the_whole_run(tmp_path):
     profile = str(REPO / "profiles" / "local")
     result = snakemake(tmp_path, TINY, "--profile", profile, "--dry-run")
     assert "rule train:" in result.stdout and "rule report:" in result.stdout
+
+
+def test_models_trained_with_several_seeds_are_pooled_in_the_verdict(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["replicates"] = 2
+    config["datasets"] = {"mnist": {**TINY["datasets"]["mnist"], "models": ["gmm_diag", "made"]}}
+    snakemake(tmp_path, config)
+    with open(tmp_path / "results/likelihoods.csv", newline="") as handle:
+        runs = {row["model"] for row in csv.DictReader(handle)}
+    assert runs == {"gmm_diag", "gmm_diag.r1", "made", "made.r1"}
+    first = load_model(tmp_path / "results/models/mnist/made.pt").config["seed"]
+    assert load_model(tmp_path / "results/models/mnist/made.r1.pt").config["seed"] == first + 1
+    report = (tmp_path / "results/report.md").read_text()
+    assert re.search(r"\*\*Verdict on mnist: [a-z ]+\*\*", report)
+    assert "| made.r1 |" in report  # every run has its row in the likelihood table
+    evidence = [line for line in report.splitlines() if line.startswith("| frechet_learned | ")]
+    assert evidence and "| made " in evidence[-1] and ".r1" not in evidence[-1]  # pooled

@@ -16,6 +16,7 @@ TINY = {
     "seed": 0,
     "device": "cpu",
     "samples": {"count": 30, "seed": 0},  # enough for the k-NN measures on half sets
+    "completion": {"hidden_rows": 0.5, "images": 3, "completions": 2, "seed": 0},
     "resources": {"gpu": 1, "threads": 1},
     "datasets": {
         "mnist": {

@@ -2,6 +2,7 @@
 all from `arbench.plan`, the module the stages use too."""
 
 import json
+import re
 import shlex
 import sys
 
@@ -27,7 +28,7 @@ except plan.SettingsError as error:
 
 wildcard_constraints:
     dataset="|".join(DATASETS) or "none",
-    model="|".join(plan.MODELS),
+    model=f"({'|'.join(plan.MODELS)})({re.escape(plan.REPLICATE)}[0-9]+)?",
 
 
 def spec_json(wildcards):

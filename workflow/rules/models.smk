@@ -80,3 +80,36 @@ rule evaluate:
         + " -m arbench.evaluate --data {input.data} "
         "--model {input.model} --device {params.device} --out {output.metrics} --nll {output.nll} "
         "> {log} 2>&1"
+
+
+rule complete:
+    """Complete test images whose bottom rows are hidden; score the true hidden pixels."""
+    input:
+        data=plan.path("data"),
+        model=plan.path("model"),
+        code=model_code("complete"),
+    output:
+        summary=plan.path("completion"),
+        images=plan.path("completion_images"),
+    params:
+        hidden_rows=config["completion"]["hidden_rows"],
+        images=config["completion"]["images"],
+        completions=config["completion"]["completions"],
+        seed=config["completion"]["seed"],
+        device=config["device"],
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=gpus,
+    log:
+        plan.path("log", stage="complete"),
+    benchmark:
+        plan.path("benchmark", stage="complete")
+    conda:
+        "../../envs/arbench.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} "
+        + PYTHON
+        + " -m arbench.complete --data {input.data} --model {input.model} "
+        "--hidden-rows {params.hidden_rows} --images {params.images} "
+        "--completions {params.completions} --seed {params.seed} --device {params.device} "
+        "--out {output.summary} > {log} 2>&1"

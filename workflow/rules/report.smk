@@ -92,10 +92,13 @@ rule report:
         ),
         samples=report(figures("samples"), caption="../report/samples.rst", category="Samples"),
         nearest=report(figures("nearest"), caption="../report/nearest.rst", category="Samples"),
+        completions=report(
+            figures("completion"), caption="../report/completion.rst", category="Completion"
+        ),
         curves=report(
             figures(
                 "training",
-                [d for d, models in DATASETS.items() if any(plan.MODELS[m].neural for m in models)],
+                [d for d, runs in DATASETS.items() if any(plan.model_entry(m).neural for m in runs)],
             ),
             caption="../report/training.rst",
             category="Training curves",

@@ -86,9 +86,75 @@ class NeuralDensityModel(torch.nn.Module):
     def member_log_prob(self, x: torch.Tensor, member: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def sample_member(self, n: int, member: int, generator) -> torch.Tensor:
-        """n images (n, D) in pixel order, drawn from one member."""
+    def sample_member(self, n: int, member: int, generator, given=None) -> torch.Tensor:
+        """n images (n, D) in pixel order, drawn from one member; with `given` (values (n, D),
+        known (D,) bool), the known pixels are taken from it instead of drawn."""
         raise NotImplementedError
+
+    def member_order(self, member: int) -> torch.Tensor:
+        """The pixel order of one member."""
+        raise NotImplementedError
+
+    def member_pixel_log_probs(self, x: torch.Tensor, member: int) -> torch.Tensor:
+        """(B, D): log p(x_d | the pixels before d in the member's order), at pixel d."""
+        raise NotImplementedError
+
+    def check_completable(self, hidden: torch.Tensor) -> None:
+        """Conditioning is exact only when every member orders the observed pixels first."""
+        for member in range(self.members):
+            rank = torch.empty_like(self.member_order(member))
+            rank[self.member_order(member)] = torch.arange(self.dims, device=rank.device)
+            if rank[~hidden].max() > rank[hidden].min():
+                raise ValueError(
+                    f"{self.name}'s member {member} does not order the observed pixels before "
+                    "the hidden ones (ordering: random or order_agnostic): it cannot complete "
+                    "images exactly; train it with ordering: natural to complete the bottom rows"
+                )
+
+    @torch.inference_mode()
+    def conditional_log_prob(self, x, hidden) -> tuple[np.ndarray, bool]:
+        """(log p(x_hidden | x_observed) per image, exact). For an ensemble it is the ratio of
+        its mixtures, log sum_k p_k(x) - log sum_k p_k(x_observed), not an average of the
+        members' conditionals."""
+        x = as_long_tensor(x, self.device)
+        hidden = torch.as_tensor(np.asarray(hidden), device=self.device)
+        self.check_completable(hidden)
+        totals, observed = [], []
+        for member in range(self.members):
+            per_pixel = torch.cat(
+                [
+                    self.member_pixel_log_probs(x[start : start + self.eval_batch], member)
+                    for start in range(0, len(x), self.eval_batch)
+                ]
+            )
+            totals.append(per_pixel.sum(1))
+            observed.append(per_pixel[:, ~hidden].sum(1))
+        joint = torch.logsumexp(torch.stack(totals), 0)
+        return (joint - torch.logsumexp(torch.stack(observed), 0)).double().cpu().numpy(), True
+
+    @torch.inference_mode()
+    def complete(self, x, hidden, count: int, seed: int = 0) -> np.ndarray:
+        """(B, count, C, H, W): `count` draws of the hidden pixels of each image given its
+        observed ones, exact: a member drawn from its posterior given the observed pixels, then
+        that member's sampler with the observed pixels held."""
+        x = as_long_tensor(x, self.device)
+        hidden = torch.as_tensor(np.asarray(hidden), device=self.device)
+        self.check_completable(hidden)
+        observed = torch.stack(
+            [self.member_pixel_log_probs(x, k)[:, ~hidden].sum(1) for k in range(self.members)]
+        )  # (members, B)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        posterior = torch.softmax(observed.t(), 1).repeat_interleave(count, 0)
+        choice = torch.multinomial(posterior, 1, generator=generator).squeeze(1)
+        given = x.repeat_interleave(count, 0)
+        out = torch.empty_like(given)
+        for member in range(self.members):
+            rows = (choice == member).nonzero().squeeze(1)
+            if len(rows):
+                out[rows] = self.sample_member(
+                    len(rows), member, generator, given=(given[rows], ~hidden)
+                )
+        return out.reshape(len(x), count, *self.shape).to(torch.uint8).cpu().numpy()
 
     @torch.inference_mode()
     def log_prob(self, x) -> torch.Tensor:

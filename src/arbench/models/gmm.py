@@ -31,6 +31,11 @@ from scipy.special import log_ndtr, logsumexp
 from sklearn.mixture import GaussianMixture
 
 from arbench.models.base import checkpoint
+from arbench.models.conditional import (
+    PixelGaussianMixture,
+    choose_components,
+    discrete_conditional,
+)
 from arbench.plan import architecture_settings
 
 log = logging.getLogger(__name__)
@@ -156,6 +161,62 @@ class GMM:
         x = np.asarray(x).reshape(len(x), -1)
         values = self.exact_log_prob(x) if self.exact else self.bound_log_prob(x)[0]
         return torch.from_numpy(values)
+
+    def pixel_mixture(self) -> PixelGaussianMixture:
+        """The fitted mixture with every component's covariance as a full (D, D) matrix."""
+        kind, covariances = self.config["covariance"], self.mixture.covariances_
+        count, dims = self.mixture.means_.shape  # dims: of the space the mixture was fitted in
+        if kind == "tied":
+            covariances = np.broadcast_to(covariances, (count, dims, dims))
+        elif kind == "diag":
+            covariances = np.stack([np.diag(c) for c in covariances])
+        elif kind == "spherical":
+            covariances = np.stack([np.eye(dims) * c for c in covariances])
+        return PixelGaussianMixture(self.mixture.weights_, self.mixture.means_, covariances)
+
+    def pixel_log_probs(self, x: np.ndarray) -> np.ndarray:
+        """(K, B, D): log mass of each pixel's bin under each component (diagonal kinds)."""
+        return self.bin_log_mass()[:, np.arange(self.dims)[None, :], x]
+
+    def conditional_log_prob(self, x, hidden) -> tuple[np.ndarray, bool]:
+        """(log P(x_hidden | x_observed) per image, exact): exact for diagonal and spherical
+        covariances; otherwise the dequantized estimate E_u log p(y_h | y_o) - (hidden) log L,
+        which is not a bound."""
+        x, hidden = np.asarray(x).reshape(len(x), -1), np.asarray(hidden)
+        if self.exact:
+            parts = [
+                discrete_conditional(
+                    np.log(self.mixture.weights_), self.pixel_log_probs(x[i : i + 256]), hidden
+                )[0]
+                for i in range(0, len(x), 256)
+            ]
+            return np.concatenate(parts), True
+        rng, mixture = self.noise(EVALUATE_STREAM), self.pixel_mixture()
+        draws = [
+            mixture.conditional_log_density(self.dequantize(x, rng), hidden)
+            for _ in range(self.config["dequant_samples"])
+        ]
+        return np.mean(draws, axis=0) - hidden.sum() * math.log(self.levels), False
+
+    def complete(self, x, hidden, count: int, seed: int = 0) -> np.ndarray:
+        """(B, count, C, H, W): the hidden pixels drawn given the observed ones, through the
+        same bins as `sample`."""
+        x, hidden = np.asarray(x).reshape(len(x), -1), np.asarray(hidden)
+        rng = np.random.default_rng(seed)
+        if self.exact:
+            _, posterior = discrete_conditional(
+                np.log(self.mixture.weights_), self.pixel_log_probs(x), hidden
+            )
+            components = choose_components(posterior, count, rng)
+            means = self.mixture.means_[components][:, :, hidden]
+            variances = self.pixel_mixture().covariances.diagonal(axis1=1, axis2=2)
+            scale = np.sqrt(variances[components][:, :, hidden])
+            y = means + scale * rng.standard_normal(means.shape)
+        else:
+            y = self.pixel_mixture().sample_hidden(self.dequantize(x, rng), hidden, count, rng)
+        out = np.repeat(x[:, None, :], count, axis=1)
+        out[:, :, hidden] = np.clip(np.floor(y * self.levels), 0, self.levels - 1)
+        return out.astype(np.uint8).reshape(len(x), count, *self.shape)
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         self.mixture.random_state = seed

@@ -221,11 +221,23 @@ class MADE(NeuralDensityModel):
     def member_log_prob(self, x: torch.Tensor, member: int) -> torch.Tensor:
         return self.log_prob_mask(x, member)
 
-    def sample_member(self, n: int, member: int, generator) -> torch.Tensor:
-        positions = self._sample_mask(n, member, generator)
+    def member_order(self, member: int) -> torch.Tensor:
+        return self.orders[member]
+
+    def member_pixel_log_probs(self, x: torch.Tensor, member: int) -> torch.Tensor:
+        positions = x if self.natural else x[:, self.order]
+        per_position = self.output.log_prob(self._params(self.inputs(positions), member), positions)
+        if self.natural:
+            return per_position
+        return torch.empty_like(per_position).index_copy_(1, self.order, per_position)
+
+    def sample_member(self, n: int, member: int, generator, given=None) -> torch.Tensor:
+        if given is not None:  # into position space, as the network sees pixels
+            given = (given[0][:, self.order], given[1][self.order])
+        positions = self._sample_mask(n, member, generator, given)
         return torch.empty_like(positions).index_copy_(1, self.order, positions)
 
-    def _sample_mask(self, n: int, mask_index: int, generator) -> torch.Tensor:
+    def _sample_mask(self, n: int, mask_index: int, generator, given=None) -> torch.Tensor:
         """Values in position space, drawn one position at a time. The first layer's
         pre-activation is updated incrementally, only the drawn position's outputs are computed,
         and each step touches only the units its mask connects (read off the masks)."""
@@ -251,7 +263,10 @@ class MADE(NeuralDensityModel):
         values = torch.zeros(self.dims, n, device=self.device)
         out = torch.zeros(self.dims, n, dtype=torch.long, device=self.device)
         scale = 1.0 / (self.levels - 1)
-        for p in self.position_orders[mask_index].tolist():
+        known_values, known = given if given is not None else (None, None)
+        known = known.tolist() if known is not None else [False] * self.dims
+
+        def draw(p: int) -> torch.Tensor:
             rows = slice(p * k, (p + 1) * k)
             used = hidden_used[p]
             if shallow:
@@ -265,7 +280,10 @@ class MADE(NeuralDensityModel):
             if self.direct is not None:
                 seen = direct_used[p]
                 params.addmm_(masked[-1][rows, :seen], values[:seen])
-            value = self.output.sample(params.t(), generator)
+            return self.output.sample(params.t(), generator)
+
+        for p in self.position_orders[mask_index].tolist():
+            value = known_values[:, p] if known[p] else draw(p)
             out[p] = value
             values[p] = value.float() * scale
             start = first_fed[p]

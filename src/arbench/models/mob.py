@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from arbench.models.base import as_long_tensor, checkpoint
+from arbench.models.conditional import choose_components, discrete_conditional
 from arbench.plan import architecture_settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,35 @@ class MixtureOfBernoullis:
 
     def log_prob(self, x) -> torch.Tensor:
         return torch.logsumexp(self._component_log_prob(as_long_tensor(x).double()), 1)
+
+    def pixel_log_probs(self, x: np.ndarray) -> np.ndarray:
+        """(K, B, D): log p(x_d | component k) of every pixel."""
+        probs = self.probs.numpy()[:, None, :]
+        return np.where(x[None, :, :] == 1, np.log(probs), np.log1p(-probs))
+
+    def conditional_log_prob(self, x, hidden) -> tuple[np.ndarray, bool]:
+        """(log P(x_hidden | x_observed) per image, exact)."""
+        x, hidden = np.asarray(x).reshape(len(x), -1), np.asarray(hidden)
+        weights = self.log_weights.numpy()
+        parts = [
+            discrete_conditional(weights, self.pixel_log_probs(x[i : i + 256]), hidden)[0]
+            for i in range(0, len(x), 256)
+        ]
+        return np.concatenate(parts), True
+
+    def complete(self, x, hidden, count: int, seed: int = 0) -> np.ndarray:
+        """(B, count, C, H, W): a component from its posterior given the observed pixels, then
+        the hidden pixels from its Bernoullis."""
+        x, hidden = np.asarray(x).reshape(len(x), -1), np.asarray(hidden)
+        rng = np.random.default_rng(seed)
+        _, posterior = discrete_conditional(
+            self.log_weights.numpy(), self.pixel_log_probs(x), hidden
+        )
+        components = choose_components(posterior, count, rng)
+        probs = self.probs.numpy()[components][:, :, hidden]
+        out = np.repeat(x[:, None, :], count, axis=1)
+        out[:, :, hidden] = rng.random(probs.shape) < probs
+        return out.astype(np.uint8).reshape(len(x), count, *self.shape)
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         generator = torch.Generator().manual_seed(seed)

@@ -96,16 +96,29 @@ class NADE(NeuralDensityModel):
     def member_log_prob(self, x: torch.Tensor, member: int) -> torch.Tensor:
         return self.log_prob_ordered(x, self.test_orders[member])
 
-    def sample_member(self, n: int, member: int, generator) -> torch.Tensor:
-        return self._sample_ordered(n, self.test_orders[member], generator)
+    def member_order(self, member: int) -> torch.Tensor:
+        return self.test_orders[member]
 
-    def _sample_ordered(self, n: int, order: torch.Tensor, generator) -> torch.Tensor:
+    def member_pixel_log_probs(self, x: torch.Tensor, member: int) -> torch.Tensor:
+        order = self.test_orders[member]
+        per_position = self.output.log_prob(self.params_ordered(x, order), x[:, order])
+        return torch.empty_like(per_position).index_copy_(1, order, per_position)
+
+    def sample_member(self, n: int, member: int, generator, given=None) -> torch.Tensor:
+        return self._sample_ordered(n, self.test_orders[member], generator, given)
+
+    def _sample_ordered(self, n: int, order: torch.Tensor, generator, given=None) -> torch.Tensor:
         pre_activation = self.c.expand(n, -1).clone()
         out = torch.empty(n, self.dims, dtype=torch.long, device=self.device)
         scale = 1.0 / (self.levels - 1)
+        values, known = given if given is not None else (None, None)
+        known = known.tolist() if known is not None else [False] * self.dims
         for d in order.tolist():
-            params = self.activation(pre_activation) @ self.V[d].t() + self.b[d]
-            value = self.output.sample(params, generator)
+            if known[d]:
+                value = values[:, d]
+            else:
+                params = self.activation(pre_activation) @ self.V[d].t() + self.b[d]
+                value = self.output.sample(params, generator)
             out[:, d] = value
             pre_activation.addmm_(value.unsqueeze(1).float() * scale, self.W[d].unsqueeze(0))
         return out

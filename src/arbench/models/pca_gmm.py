@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from arbench.models.base import checkpoint
+from arbench.models.conditional import PixelGaussianMixture
 from arbench.models.gmm import EVALUATE_STREAM, FIT_STREAM, GMM, mixture_state, restore_mixture
 from arbench.plan import architecture_settings
 
@@ -110,6 +111,16 @@ class PCAGMM(GMM):
         mean = draws.mean(0) - self.dims * math.log(self.levels)
         se = draws.std(0, ddof=1) / math.sqrt(samples) if samples > 1 else np.full(len(x), np.nan)
         return mean, se
+
+    def pixel_mixture(self) -> PixelGaussianMixture:
+        """The same model as a Gaussian mixture over all pixels: each component's covariance
+        mapped back through the whitened basis, plus the residual variance outside it."""
+        inner = super().pixel_mixture()  # in the whitened coordinates
+        lift = self.basis.T * self.scale  # (D, q)
+        outside = self.residual_variance * (np.eye(self.dims) - self.basis.T @ self.basis)
+        covariances = np.stack([lift @ c @ lift.T + outside for c in inner.covariances])
+        means = self.mean + inner.means @ lift.T
+        return PixelGaussianMixture(self.mixture.weights_, means, covariances)
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         self.mixture.random_state = seed
