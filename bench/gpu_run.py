@@ -54,7 +54,9 @@ SHRUNK_MASKS = 2
 SHRUNK_SETTINGS = {
     "nade": {"hidden": 8, "epochs": 1},
     "made": {"hidden": [16, 16], "epochs": 1},
-    "gmm": {"components": 2, "max_iter": 5},
+    "gmm": {"components": 2, "max_iter": 5, "reg_covar": 0.1},
+    "gmm_diag": {"components": 2, "max_iter": 5},
+    "pca_gmm": {"components": 2, "max_iter": 5, "reg_covar": 0.3},
     "mob": {"components": 3, "max_iter": 3},
 }
 SHRUNK_SAMPLES = 10

