@@ -1,0 +1,86 @@
+"""What each sample-quality measurement costs, per dataset of a finished run, on one set of
+images (the held-out valid images, as many as the run measures).
+
+    python bench/quality_costs.py --results results [--out bench/results/quality_costs.json]
+
+Times one call of each measurement (the median of 3, so the first call's start-up is not
+counted) on the learned features (or pixels, for the classifier and novelty), plus the half-set
+standard errors of the distances and k-NN measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from arbench import quality
+from arbench.data import load_dataset
+from arbench.features import FeatureSpaces
+
+
+def seconds(work, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def costs(data, spaces: FeatureSpaces, n: int) -> dict:
+    reference = quality.Reference.of(data, spaces)
+    images = data.valid[:n]
+    ours = reference.features(images)
+    theirs = reference.test_features
+    learned_a, learned_b = ours["learned"], theirs["learned"]
+    return {
+        "images": len(images),
+        "test_images": len(reference.test),
+        "features, all three spaces": seconds(lambda: reference.features(images)),
+        "Fréchet, one space": seconds(lambda: quality.frechet_distance(learned_a, learned_b)),
+        "KID, one space": seconds(lambda: quality.kernel_distance(learned_a, learned_b)),
+        "precision/recall/density/coverage": seconds(lambda: quality.prdc(learned_b, learned_a)),
+        "every distance and k-NN measure": seconds(lambda: quality.estimates(ours, theirs)),
+        f"their standard errors ({quality.HALVES} half sets)": quality.HALVES
+        * seconds(lambda: quality.estimates(ours, theirs))
+        / 2,
+        "classifier two-sample test": seconds(
+            lambda: quality.two_sample_test(images, reference.test, data.levels)
+        ),
+        "novelty (nearest training image)": seconds(
+            lambda: quality.nearest(quality.flat(images, data.levels), reference.train_pixels)
+        ),
+        "one whole measurement": seconds(lambda: quality.measure(images, reference)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    record = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__,
+    }
+    for data_file in sorted((args.results / "data").glob("*.npz")):
+        data = load_dataset(data_file)
+        spaces = FeatureSpaces.load(args.results / "features" / f"{data_file.stem}.pt")
+        record[data_file.stem] = costs(data, spaces, min(args.n, len(data.valid)))
+    text = json.dumps(record, indent=2, default=float)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
