@@ -91,21 +91,24 @@ def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
     return rows
 
 
-def paired_differences(files: dict[str, dict]) -> list[dict]:
-    """NLL(a) - NLL(b) over the same test images, for each autoregressive vs mixture pair."""
-    models = list(files)
-
-    def nll(model):
-        return np.load(files[model]["nll"])["nll"]
-
+def paired_differences(nlls: dict[str, np.ndarray]) -> list[dict]:
+    """Per-image NLL(a) - NLL(b) on the same test images, for each autoregressive vs mixture
+    pair: its mean, standard error and 95% interval."""
     pairs = []
-    for a in (m for m in models if family(m) == "autoregressive"):
-        for b in (m for m in models if family(m) == "mixture"):
-            difference = nll(a) - nll(b)
-            se = difference.std(ddof=1) / math.sqrt(len(difference))
+    for a in (m for m in nlls if family(m) == "autoregressive"):
+        for b in (m for m in nlls if family(m) == "mixture"):
+            difference = nlls[a] - nlls[b]
+            se = float(difference.std(ddof=1) / math.sqrt(len(difference)))
             mean = float(difference.mean())
             pairs.append(
-                {"a": a, "b": b, "mean": mean, "low": mean - 1.96 * se, "high": mean + 1.96 * se}
+                {
+                    "a": a,
+                    "b": b,
+                    "mean": mean,
+                    "se": se,
+                    "low": mean - 1.96 * se,
+                    "high": mean + 1.96 * se,
+                }
             )
     return pairs
 
@@ -263,18 +266,13 @@ def completion_section(dataset: str, files: dict[str, dict]) -> str:
     lines.append("")
     estimates = {m for m, summary in summaries.items() if summary["likelihood"] != "exact"}
 
-    def nll(model):
-        return np.load(files[model]["completion_images"])["nll"]
-
-    for a in (m for m in files if family(m) == "autoregressive"):
-        for b in (m for m in files if family(m) == "mixture"):
-            gap = nll(a) - nll(b)
-            mean, se = float(gap.mean()), float(gap.std(ddof=1) / math.sqrt(len(gap)))
-            note = " (an estimate, not exact: compare with care)" if b in estimates else ""
-            lines.append(
-                f"- {a.upper()} − {b.upper()} = {mean:+.2f} ± {se:.2f} nats/image on the same "
-                f"test images{note}."
-            )
+    nlls = {m: np.load(f["completion_images"])["nll"] for m, f in files.items()}
+    for pair in paired_differences(nlls):
+        note = " (an estimate, not exact: compare with care)" if pair["b"] in estimates else ""
+        lines.append(
+            f"- {pair['a'].upper()} − {pair['b'].upper()} = {pair['mean']:+.2f} ± "
+            f"{pair['se']:.2f} nats/image on the same test images{note}."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -403,7 +401,7 @@ def build_report(inputs: dict) -> Path:
         bounds = {
             r["model"] for r in rows if r["dataset"] == dataset and r["likelihood"] != "exact"
         }
-        pairs = paired_differences(files)
+        pairs = paired_differences({m: np.load(f["nll"])["nll"] for m, f in files.items()})
         if pairs:
             out.append("Paired differences on the same test images:\n")
             out.extend(describe_pair(p, p["b"] in bounds) for p in pairs)
