@@ -107,18 +107,22 @@ class GMM:
 
     def fit(self, train, valid=None) -> dict:
         x = np.asarray(train).reshape(len(train), -1)
-        y = self.dequantize(x, self.noise(FIT_STREAM))
-        tried = []
-        best = None
+        tried = self.fit_grid(self.dequantize(x, self.noise(FIT_STREAM)), valid)
+        return {"chosen": self.chosen, "grid": tried, "iterations": int(self.mixture.n_iter_)}
+
+    def fit_grid(self, points: np.ndarray, valid) -> list[dict]:
+        """Fit a mixture to `points` for every choice of the grid and keep the one with the
+        lowest valid NLL (the first, without a valid split); what each choice scored."""
+        tried, best = [], None
         for choice in self.grid():
-            self.mixture = self.make(choice).fit(y)
+            self.mixture = self.make(choice).fit(points)
             nll = float(-self.log_prob(valid).mean()) if valid is not None else math.nan
             tried.append({**choice, "valid_nll": nll, "converged": bool(self.mixture.converged_)})
-            log.info("GMM %s: valid NLL %.3f", choice, nll)
+            log.info("%s %s: valid NLL %.3f", self.name, choice, nll)
             if best is None or nll < best[0]:
                 best = (nll, choice, self.mixture)
         _, self.chosen, self.mixture = best
-        return {"chosen": self.chosen, "grid": tried, "iterations": int(self.mixture.n_iter_)}
+        return tried
 
     def bin_log_mass(self) -> np.ndarray:
         """(K, D, L): log mass of every level of every pixel under every component (diagonal
@@ -145,13 +149,15 @@ class GMM:
             out.append(logsumexp(per_component + weights[:, None], axis=0))
         return np.concatenate(out)
 
+    def density(self, y: np.ndarray) -> np.ndarray:
+        """log p(y) of dequantized pixel vectors."""
+        return self.mixture.score_samples(y)
+
     def bound_log_prob(self, x: np.ndarray, samples: int | None = None) -> tuple:
         """(E_u log p((x+u)/L) - D log L per image, its Monte Carlo standard error)."""
         rng = self.noise(EVALUATE_STREAM)
         samples = samples or self.config["dequant_samples"]
-        draws = np.stack(
-            [self.mixture.score_samples(self.dequantize(x, rng)) for _ in range(samples)]
-        )
+        draws = np.stack([self.density(self.dequantize(x, rng)) for _ in range(samples)])
         mean = draws.mean(0) - self.dims * math.log(self.levels)
         se = draws.std(0, ddof=1) / math.sqrt(samples) if samples > 1 else np.full(len(x), np.nan)
         return mean, se

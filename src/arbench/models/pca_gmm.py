@@ -26,7 +26,7 @@ import torch
 
 from arbench.models.base import checkpoint
 from arbench.models.conditional import PixelGaussianMixture
-from arbench.models.gmm import EVALUATE_STREAM, FIT_STREAM, GMM, mixture_state, restore_mixture
+from arbench.models.gmm import FIT_STREAM, GMM, mixture_state, restore_mixture
 from arbench.plan import architecture_settings
 
 log = logging.getLogger(__name__)
@@ -86,16 +86,8 @@ class PCAGMM(GMM):
         floor = 1 / (12 * self.levels**2)
         residual = float(total - eigenvalues[:kept].sum()) / max(outside, 1)
         self.residual_variance = max(residual, floor)
-        z, _ = self.project(y)
-        tried, best = [], None
-        for choice in self.grid():
-            self.mixture = self.make(choice).fit(z)
-            nll = float(-self.log_prob(valid).mean()) if valid is not None else math.nan
-            tried.append({**choice, "valid_nll": nll, "converged": bool(self.mixture.converged_)})
-            log.info("PCA-GMM %s on %d components: valid NLL %.3f", choice, kept, nll)
-            if best is None or nll < best[0]:
-                best = (nll, choice, self.mixture)
-        _, self.chosen, self.mixture = best
+        log.info("PCA-GMM on %d principal components", kept)
+        tried = self.fit_grid(self.project(y)[0], valid)
         return {
             "chosen": self.chosen,
             "grid": tried,
@@ -103,14 +95,6 @@ class PCAGMM(GMM):
             "variance_kept": float(eigenvalues[:kept].sum() / total),
             "residual_variance": self.residual_variance,
         }
-
-    def bound_log_prob(self, x: np.ndarray, samples: int | None = None) -> tuple:
-        rng = self.noise(EVALUATE_STREAM)
-        samples = samples or self.config["dequant_samples"]
-        draws = np.stack([self.density(self.dequantize(x, rng)) for _ in range(samples)])
-        mean = draws.mean(0) - self.dims * math.log(self.levels)
-        se = draws.std(0, ddof=1) / math.sqrt(samples) if samples > 1 else np.full(len(x), np.nan)
-        return mean, se
 
     def pixel_mixture(self) -> PixelGaussianMixture:
         """The same model as a Gaussian mixture over all pixels: each component's covariance
