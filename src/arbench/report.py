@@ -25,7 +25,7 @@ import numpy as np
 
 from arbench.cli import json_object, run_stage
 from arbench.data.format import load_dataset
-from arbench.data.splits import stratified_sample
+from arbench.data.splits import shown_test_images
 from arbench.files import atomic_write
 from arbench.plan import model_entry, path, replicate_of
 from arbench.plots import completion_panels, nearest_panels, sample_panels, training_curves
@@ -73,7 +73,6 @@ SHOWN = {
 }
 NEIGHBOUR_PANEL_SAMPLES = 8
 GRID_IMAGES = 36
-FIGURE_SEED = 0
 
 
 def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
@@ -274,13 +273,6 @@ def completion_section(dataset: str, files: dict[str, dict]) -> str:
             f"{pair['se']:.2f} nats/image on the same test images{note}."
         )
     return "\n".join(lines) + "\n"
-
-
-def shown_test_images(data, count: int) -> np.ndarray:
-    """Indices of the test images a figure shows: a random draw with every label (digit, game)
-    as equally represented as it allows, the same for every model and every figure."""
-    labels = data.labels["test"] if data.labels else None
-    return stratified_sample(len(data.test), count, labels, seed=FIGURE_SEED)
 
 
 def copies_sentence(meta: dict) -> str:

@@ -72,3 +72,13 @@ def stratified_sample(n: int, count: int, labels: np.ndarray | None, seed: int) 
     groups = [rng.permutation(np.flatnonzero(labels == value)) for value in np.unique(labels)]
     taken = [group[i] for i in range(max(map(len, groups))) for group in groups if i < len(group)]
     return np.array(taken[:count], dtype=np.int64)
+
+
+FIGURE_SEED = 0
+
+
+def shown_test_images(data, count: int) -> np.ndarray:
+    """Indices of the test images the figures show and complete: a random draw with every label
+    (digit, game) as equally represented as it allows, the same for every model and figure."""
+    labels = data.labels["test"] if data.labels else None
+    return stratified_sample(len(data.test), count, labels, seed=FIGURE_SEED)
