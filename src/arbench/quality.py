@@ -447,14 +447,17 @@ def mode_dropped(data, spaces: FeatureSpaces, size: int, seed: int = 0):
     )
 
 
+def better_by(metric: str, first: dict, second: dict) -> tuple[float, float]:
+    """How much better `first` is than `second` by `metric` (negative: worse), and its SE."""
+    gap = first["value"] - second["value"]
+    if METRICS[metric][0] == "lower":
+        gap = -gap
+    return gap, math.hypot(first["se"], second["se"])
+
+
 def worse(metric: str, measured: dict, a: str, b: str) -> dict:
     """Is set `a` worse than set `b` by `metric`, beyond two standard errors?"""
-    better = METRICS[metric][0]
-    first, second = measured[a][metric], measured[b][metric]
-    gap = (
-        first["value"] - second["value"] if better == "lower" else second["value"] - first["value"]
-    )
-    se = math.hypot(first["se"], second["se"])
+    gap, se = better_by(metric, measured[b][metric], measured[a][metric])
     return {"passed": bool(gap > 2 * se), "worse_by": gap, "se": se}
 
 

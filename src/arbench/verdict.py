@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from arbench.plan import model_entry, replicate_of
-from arbench.quality import METRICS
+from arbench.quality import METRICS, better_by
 
 MARGIN = 2.0  # standard errors a difference must exceed to favour a side
 AGREEING = 2  # metrics that must favour a side, none favouring the other
@@ -58,14 +58,6 @@ def by_model(measured: dict[str, dict]) -> dict[str, dict]:
         model: {metric: pooled([measured[n][metric] for n in names]) for metric in METRICS}
         for model, names in runs.items()
     }
-
-
-def better_by(metric: str, ours: dict, theirs: dict) -> tuple[float, float]:
-    """How much better `ours` is than `theirs` by `metric` (negative: worse), and the SE."""
-    gap = ours["value"] - theirs["value"]
-    if METRICS[metric][0] == "lower":
-        gap = -gap
-    return gap, math.hypot(ours["se"], theirs["se"])
 
 
 def best(metric: str, measured: dict[str, dict], models: list[str]) -> str:
