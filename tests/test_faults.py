@@ -22,6 +22,7 @@ from PIL import Image
 from arbench import train as train_module
 from arbench.data.anime import read_image_folder
 from arbench.data.download import DownloadError, fetch
+from arbench.data.format import SPLITS, save_dataset
 from arbench.files import atomic_write, remove_stale_parts, temporary_path
 from arbench.train import load_checkpoint
 
@@ -203,6 +204,25 @@ def test_a_mixture_that_fits_to_a_nan_likelihood_writes_no_model(tiny_data, tmp_
     assert result.returncode == 1
     assert "smoothing" in last_line(result) and "no model was written" in last_line(result)
     assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("stage_module", ["arbench.evaluate", "arbench.complete"])
+def test_a_model_of_other_images_is_refused_by_name(tiny_data, tmp_path, stage_module):
+    model = tmp_path / "m.pt"
+    settings = '{"components": 3, "max_iter": 5}'
+    trained = stage(
+        *("arbench.train", "--data", str(tiny_data), "--model", "mob"),
+        *("--settings", settings, "--out", str(model)),
+    )
+    assert trained.returncode == 0, trained.stderr
+    wider = np.zeros((10, 1, 5, 5), dtype=np.uint8)  # 5x5 images, the model's are 4x4
+    other = save_dataset(tmp_path / "other.npz", dict.fromkeys(SPLITS, wider), 2, {"source": "t"})
+    out = tmp_path / "out" / "result.json"
+    out.parent.mkdir()
+    result = stage(stage_module, "--data", str(other), "--model", str(model), "--out", str(out))
+    assert result.returncode == 1
+    assert str(model) in last_line(result) and "trained on other data" in last_line(result)
+    assert not list(out.parent.iterdir())
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,16 @@ def load_model(path: str | Path):
     return model_from_checkpoint(saved)
 
 
+def check_fits(model, model_path, data, data_path) -> None:
+    """Refuse a model trained on images of another shape or number of levels than `data`'s."""
+    if tuple(model.shape) != data.shape or model.levels != data.levels:
+        raise ValueError(
+            f"{model_path} models images of shape {tuple(model.shape)} on {model.levels} "
+            f"levels, but {data_path} holds {data.shape} on {data.levels}: the model was trained "
+            "on other data; train it again on this dataset"
+        )
+
+
 def summary(path: str | Path) -> dict:
     """What the train stage recorded about the model in `path`."""
     return load(path).get("summary", {})

@@ -30,15 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench.checkpoints import load_model, resolve_device
+from arbench.checkpoints import check_fits, load_model, resolve_device
 from arbench.cli import nonnegative_int, positive_int, run_stage
 from arbench.data.format import load_dataset
-from arbench.data.splits import stratified_sample
+from arbench.data.splits import shown_test_images
 from arbench.files import atomic_write, write_text
 
 log = logging.getLogger("arbench.complete")
-
-FIGURE_SEED = 0  # the same test images as the report's figures
 
 
 def hidden_region(shape, hidden_rows: float) -> np.ndarray:
@@ -73,6 +71,7 @@ def complete(
 ) -> dict:
     data = load_dataset(data_path)
     model = load_model(model_path)
+    check_fits(model, model_path, data, data_path)
     if isinstance(model, torch.nn.Module):
         model.to(resolve_device(device)).eval()
     hidden = hidden_region(data.shape, hidden_rows)
@@ -81,8 +80,7 @@ def complete(
     nll = -np.asarray(conditional, dtype=np.float64)
     if not np.all(np.isfinite(nll)):
         raise ValueError(f"{model_path} gives a non-finite conditional NLL on {data_path}")
-    labels = data.labels["test"] if data.labels else None
-    shown = stratified_sample(len(data.test), images, labels, FIGURE_SEED)
+    shown = shown_test_images(data, images)
     filled = model.complete(data.test[shown], hidden, completions, seed)
     observed = data.test[shown].reshape(len(shown), 1, -1)[:, :, ~hidden]
     if not np.all(filled.reshape(len(shown), completions, -1)[:, :, ~hidden] == observed):

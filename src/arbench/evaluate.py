@@ -35,12 +35,7 @@ def evaluate(
     with suffix .npz); returns the summary."""
     data = load_dataset(data_path)
     model = load_model(model_path)
-    if tuple(model.shape) != data.shape or model.levels != data.levels:
-        raise ValueError(
-            f"{model_path} models images of shape {tuple(model.shape)} on {model.levels} "
-            f"levels, but {data_path} holds {data.shape} on {data.levels}: the model was trained "
-            "on other data; train it again on this dataset"
-        )
+    checkpoints.check_fits(model, model_path, data, data_path)
     on = resolve_device(device) if isinstance(model, torch.nn.Module) else torch.device("cpu")
     bound = None
     if isinstance(model, torch.nn.Module):
