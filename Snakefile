@@ -6,23 +6,33 @@
 
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
 
-from arbench.configuration import coerce, load_schema
+from arbench import configuration
 
 min_version("9.0")
 
+DEFAULT_CONFIG = "config/config.yaml"
 # A config file given with --configfile is the whole config: the default run is read only when
 # none is given, so that none of its keys leak into another run.
 if not workflow.config_settings.configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: DEFAULT_CONFIG
 
 
-SCHEMA = "workflow/schemas/config.schema.yaml"
-# --config values arrive as strings; type them by the schema before it judges them.
-config.update(coerce(config, load_schema(Path(workflow.basedir) / SCHEMA)))
-validate(config, SCHEMA, set_default=False)
+CONFIG_FILES = [str(f) for f in workflow.config_settings.configfiles] or [DEFAULT_CONFIG]
+SCHEMA = configuration.load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+try:
+    for config_file in CONFIG_FILES:
+        configuration.check_file(config_file)
+    # --config values arrive as strings: typed by the schema; a file's values are as written
+    configuration.with_typed_overrides(
+        config, dict(workflow.config_settings.config), SCHEMA
+    )
+    configuration.check(config, SCHEMA, CONFIG_FILES)
+except configuration.ConfigError as error:
+    raise WorkflowError(f"config: {error}") from None
 
 
 include: "workflow/rules/common.smk"
@@ -31,8 +41,18 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every file of the run, not only the report: a file deleted, or a dataset or figure added to the
+# config, is then missing from a target, and Snakemake makes it (and what depends on it) again.
 rule all:
     input:
-        plan.path("report"),
-        plan.path("likelihoods"),
+        rules.report.output,
+        plan.run_results(DATASETS),
     default_target: True
+
+
+onsuccess:
+    # Every model is in place: the training checkpoints kept for an interrupted run can go.
+    for dataset, runs in DATASETS.items():
+        for run in runs:
+            if Path(plan.path("model", dataset=dataset, model=run)).exists():
+                Path(plan.path("checkpoint", dataset=dataset, model=run)).unlink(missing_ok=True)

@@ -23,6 +23,14 @@ import torch
 from arbench import quality
 from arbench.data import load_dataset
 from arbench.features import FeatureSpaces
+from arbench.sample_metrics import (
+    flat,
+    frechet_distance,
+    kernel_distance,
+    nearest,
+    prdc,
+    two_sample_test,
+)
 
 
 def seconds(work, repeats: int = 3) -> float:
@@ -44,18 +52,18 @@ def costs(data, spaces: FeatureSpaces, n: int) -> dict:
         "images": len(images),
         "test_images": len(reference.test),
         "features, all three spaces": seconds(lambda: reference.features(images)),
-        "Fréchet, one space": seconds(lambda: quality.frechet_distance(learned_a, learned_b)),
-        "KID, one space": seconds(lambda: quality.kernel_distance(learned_a, learned_b)),
-        "precision/recall/density/coverage": seconds(lambda: quality.prdc(learned_b, learned_a)),
+        "Fréchet, one space": seconds(lambda: frechet_distance(learned_a, learned_b)),
+        "KID, one space": seconds(lambda: kernel_distance(learned_a, learned_b)),
+        "precision/recall/density/coverage": seconds(lambda: prdc(learned_b, learned_a)),
         "every distance and k-NN measure": seconds(lambda: quality.estimates(ours, theirs)),
         f"their standard errors ({quality.HALVES} half sets)": quality.HALVES
         * seconds(lambda: quality.estimates(ours, theirs))
         / 2,
         "classifier two-sample test": seconds(
-            lambda: quality.two_sample_test(images, reference.test, data.levels)
+            lambda: two_sample_test(images, reference.test, data.levels)
         ),
         "novelty (nearest training image)": seconds(
-            lambda: quality.nearest(quality.flat(images, data.levels), reference.train_pixels)
+            lambda: nearest(flat(images, data.levels), reference.train_pixels)
         ),
         "one whole measurement": seconds(lambda: quality.measure(images, reference)),
     }

@@ -116,3 +116,27 @@ def tiny_data(tmp_path):
 
     splits = {"train": make(300), "valid": make(60), "test": make(60)}
     return save_dataset(tmp_path / "tiny.npz", splits, 2, {"source": "test"})
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 1 MiB filesystem (tmpfs) that runs out of space for real, with errno ENOSPC; skips,
+    saying why, where this process may not mount one."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root")
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"could not mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)

@@ -26,7 +26,14 @@ from arbench.data.format import SPLITS, save_dataset
 from arbench.files import atomic_write, remove_stale_parts, temporary_path
 from arbench.train import load_checkpoint
 
-MADE_SETTINGS = {"hidden": [64], "epochs": 200, "batch_size": 10, "lr": 0.01, "patience": 1000}
+MADE_SETTINGS = {
+    "hidden": [64],
+    "epochs": 200,
+    "batch_size": 10,
+    "lr": 0.01,
+    "patience": 1000,
+    "checkpoint_minutes": 0,
+}
 
 
 def stage(*args: str, **options) -> subprocess.CompletedProcess:
@@ -60,7 +67,7 @@ def test_a_write_that_runs_out_of_space_says_so_and_leaves_nothing(tiny_data, tm
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
     out = tmp_path / "models" / "m.pt"
-    settings = json.dumps({"hidden": [256], "epochs": 2, "batch_size": 50})
+    settings = json.dumps({"hidden": [256], "epochs": 2, "batch_size": 50, "checkpoint_minutes": 0})
     result = stage(
         "arbench.train",
         *("--data", str(tiny_data), "--model", "made", "--settings", settings),
@@ -72,6 +79,23 @@ def test_a_write_that_runs_out_of_space_says_so_and_leaves_nothing(tiny_data, tm
     assert "could not write" in line and "m.ckpt" in line and "Nothing half-written" in line
     assert "inline_container" not in line
     assert not out.exists() and not leftovers(tmp_path)
+
+
+def test_a_checkpoint_that_fills_the_disk_says_no_space_left(tiny_data, small_filesystem):
+    out, checkpoint = small_filesystem / "m.pt", small_filesystem / "m.ckpt"
+    settings = json.dumps(
+        {"hidden": [512, 512], "epochs": 2, "batch_size": 50, "checkpoint_minutes": 0}
+    )
+    result = stage(
+        "arbench.train",
+        *("--data", str(tiny_data), "--model", "made", "--settings", settings),
+        *("--out", str(out), "--checkpoint", str(checkpoint)),
+    )
+    assert result.returncode == 1
+    line = last_line(result)
+    assert f"could not write {checkpoint}: no space left on the device" in line, line
+    assert "unexpected pos" not in result.stderr and "inline_container" not in result.stderr
+    assert not out.exists() and not leftovers(small_filesystem)
 
 
 def train_command(data: Path, settings: dict, out: Path, checkpoint: Path) -> list[str]:
@@ -98,11 +122,11 @@ def test_sigterm_during_training_leaves_the_last_checkpoint_and_resumes(tiny_dat
     assert process.returncode == 128 + signal.SIGTERM
     assert "stopped by SIGTERM" in stderr.strip().splitlines()[-1]
     assert not out.exists() and not leftovers(tmp_path)
-    stopped_at = load_checkpoint(checkpoint)["progress"]["epoch"]
-    assert 1 <= stopped_at < MADE_SETTINGS["epochs"]
+    progress = load_checkpoint(checkpoint)["progress"]
+    assert 1 <= progress["epoch"] < MADE_SETTINGS["epochs"]
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming from {checkpoint} after epoch {stopped_at}" in resumed.stderr
+    assert f"resuming from {checkpoint} {train_module.position(progress)}" in resumed.stderr
     assert out.exists() and not checkpoint.exists()
 
 
@@ -174,6 +198,29 @@ def test_a_download_that_trickles_is_cut_off_and_leaves_nothing(http_server, tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_download_policy_of_the_config_reaches_the_prepare_stage(http_server, tmp_path):
+    url = http_server.serve("/faces.zip", b"x" * 1000, trickle=0.2)
+    policy = json.dumps({"stall_seconds": 1, "min_rate": 100, "retries": 1})
+    started = time.monotonic()
+    result = stage(
+        "arbench.prepare",
+        *("--spec", json.dumps({"source": "anime_faces", "url": url})),
+        *("--download", policy, "--resources", str(tmp_path / "resources")),
+        *("--out", str(tmp_path / "anime.npz")),
+    )
+    assert time.monotonic() - started < 20  # not the default minute a stall window
+    assert result.returncode == 1
+    line = last_line(result)
+    assert "stalled" in line and "place it at" in line
+    assert not (tmp_path / "anime.npz").exists() and not leftovers(tmp_path)
+    refused = stage(
+        "arbench.prepare",
+        *("--spec", '{"source": "atari"}', "--download", '{"retries": 0.5}'),
+        *("--out", str(tmp_path / "atari.npz")),
+    )
+    assert "download: retries must be an integer, got 0.5" in last_line(refused)
+
+
 class Payload:
     def __reduce__(self):
         return (os.system, ("touch pwned",))
@@ -192,6 +239,8 @@ def test_a_foreign_checkpoint_is_refused_by_name_without_running_it(tiny_data, t
     line = last_line(result)
     assert str(checkpoint) in line and "not a training checkpoint that arbench wrote" in line
     assert f"Delete {checkpoint}" in line
+    # no advice to switch the protection off, and no warning from inside torch before it
+    assert "weights_only" not in result.stderr and "Warning" not in result.stderr
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "m.pt").exists()
 
 
@@ -306,3 +355,44 @@ def test_an_unexpected_library_error_ends_with_a_line_naming_the_job(tiny_data, 
     assert result.returncode == 1 and "Traceback" in result.stderr
     line = last_line(result)
     assert line.endswith("Please report it with this log.") and "evaluate m.pt on" in line
+
+
+@pytest.mark.parametrize(
+    "model, components",
+    [("gmm_diag", 400), ("gmm", [2, 400]), ("pca_gmm", 400), ("mob", 400)],
+)
+def test_more_mixture_components_than_training_images_names_the_setting(
+    tiny_data, tmp_path, model, components
+):
+    settings = json.dumps({"components": components})
+    result = stage(
+        "arbench.train",
+        *("--data", str(tiny_data), "--model", model, "--settings", settings),
+        *("--out", str(tmp_path / "m.pt")),
+    )
+    assert result.returncode == 1
+    line = last_line(result)
+    assert f"{model} has components {components}, more than the 300 training images" in line
+    assert "set `components`" in line and "at most 300" in line
+    assert "Traceback" not in result.stderr and not (tmp_path / "m.pt").exists()
+
+
+STAGES = [
+    "arbench.prepare",
+    "arbench.train",
+    "arbench.sample",
+    "arbench.evaluate",
+    "arbench.complete",
+    "arbench.features",
+    "arbench.quality",
+    "arbench.metric_check",
+    "arbench.report",
+]
+
+
+@pytest.mark.parametrize("module", STAGES)
+def test_usage_errors_name_the_command_as_it_is_typed(module):
+    result = stage(module, "--no-such-option")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"usage: python -m {module} ")
+    assert f"python -m {module}: error:" in result.stderr and ".py:" not in result.stderr

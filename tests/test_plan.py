@@ -167,3 +167,28 @@ def test_replicates_are_training_runs_with_their_own_seeds():
     assert plan.model_entry("gmm.r2").name == "gmm" and plan.replicate_of("made.r1") == ("made", 1)
     with pytest.raises(plan.SettingsError, match="not a model or a model.rN replicate"):
         plan.replicate_of("made.rx")
+
+
+def test_replicates_may_be_given_per_model():
+    config = {
+        "seed": 0,
+        "replicates": {"nade": 2, "made": 3},
+        "device": "cpu",
+        "datasets": {"d": {"source": "atari", "models": ["nade", "made", "gmm"]}},
+        "models": {},
+    }
+    datasets, _ = plan.datasets_in_run(config)
+    assert datasets["d"] == ["nade", "nade.r1", "made", "made.r1", "made.r2", "gmm"]
+
+
+def test_the_schema_names_every_model_a_replicates_mapping_may_name():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    by_model = schema["properties"]["replicates"]["oneOf"][1]
+    assert by_model["propertyNames"]["enum"] == list(plan.MODELS)
+
+
+def test_the_schema_states_the_download_defaults():
+    stated = SCHEMA["properties"]["download"]["properties"]
+    assert {key: value["default"] for key, value in stated.items()} == plan.DOWNLOAD_DEFAULTS
+    with pytest.raises(plan.SettingsError, match="stall_seconds"):
+        plan.download_settings({"stall_seconds": "soon"})

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from arbench import convergence
 from arbench.checkpoints import load_model
+from arbench.cli import Terminated
 from arbench.data.format import save_dataset
 from arbench.models.made import MADE
 from arbench.models.nade import NADE
-from arbench.train import TrainingDiverged, denormal_count, load_checkpoint, train
+from arbench.train import TrainingDiverged, denormal_count, load_checkpoint, position, train
 
 CONFIGS = {
     "nade": {
@@ -23,6 +25,7 @@ CONFIGS = {
         "lr": 0.01,
         "order_agnostic": True,
         "test_orderings": 2,
+        "checkpoint_minutes": 0,  # a checkpoint after every epoch: what a kill leaves is known
     },
     "made": {
         "hidden": [16],
@@ -32,6 +35,7 @@ CONFIGS = {
         "lr": 0.01,
         "lr_decay": 0.9,
         "averaging": 0.9,  # the parameter average is resumed too
+        "checkpoint_minutes": 0,
     },
 }
 
@@ -83,8 +87,133 @@ def test_interrupted_run_resumes_to_the_same_parameters(
     assert not checkpoint.exists()  # removed once the model is written
 
 
+@pytest.mark.parametrize(
+    "number, stopped_as",
+    [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)],
+    ids=["SIGTERM", "SIGINT"],
+)
+def test_a_signal_mid_epoch_checkpoints_there_and_the_run_resumes_bit_for_bit(
+    tiny_data, tmp_path, monkeypatch, number, stopped_as
+):
+    config = {**CONFIGS["made"], "checkpoint_minutes": 60.0}  # no checkpoint but the signal's
+    train(tiny_data, "made", config, tmp_path / "straight.pt", tmp_path / "straight.csv")
+
+    calls = {"n": 0}
+    original = MADE.nll
+
+    def signalled_in_epoch_two(self, x):
+        calls["n"] += 1
+        if calls["n"] == 10 + 4:  # 10 batches an epoch: the signal comes during step 4
+            os.kill(os.getpid(), number)
+        return original(self, x)
+
+    monkeypatch.setattr(MADE, "nll", signalled_in_epoch_two)
+    checkpoint = tmp_path / "resumed.ckpt"
+    with pytest.raises(stopped_as):
+        train(
+            tiny_data, "made", config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", checkpoint
+        )
+    progress = load_checkpoint(checkpoint)["progress"]
+    assert progress["epoch"] == 1 and progress["partial"]["step"] == 4  # steps 0-3 done
+    assert position(progress) == "in epoch 2 at step 5"
+    monkeypatch.setattr(MADE, "nll", original)
+    summary = train(
+        tiny_data, "made", config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", checkpoint
+    )
+
+    straight, resumed = final_state(tmp_path / "straight.pt"), final_state(tmp_path / "resumed.pt")
+    for key in straight:
+        if isinstance(straight[key], torch.Tensor):
+            torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+    assert read_column(tmp_path / "resumed.csv", "train_nll") == read_column(
+        tmp_path / "straight.csv", "train_nll"
+    )
+    assert summary["training"]["resumed"] == 1
+
+
+def test_checkpoints_are_written_on_their_interval_not_every_epoch(
+    tiny_data, tmp_path, monkeypatch
+):
+    from arbench import checkpoints
+
+    saved = []
+    original = checkpoints.save
+    monkeypatch.setattr(
+        checkpoints, "save", lambda obj, path: saved.append(path) or original(obj, path)
+    )
+    config = {**CONFIGS["made"], "epochs": 4}
+    train(tiny_data, "made", {**config, "checkpoint_minutes": 60.0}, tmp_path / "a.pt")
+    assert [p.name for p in saved] == ["a.pt"]  # only the model: no epoch took an hour
+    saved.clear()
+    train(tiny_data, "made", {**config, "checkpoint_minutes": 0}, tmp_path / "b.pt")
+    assert [p.name for p in saved] == ["b.ckpt"] * 4 + ["b.pt"]
+
+
+def test_a_kept_final_checkpoint_writes_the_model_again_without_training(
+    tiny_data, tmp_path, caplog
+):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="arbench")
+    config, checkpoint = CONFIGS["made"], tmp_path / "m.ckpt"
+    first = train(
+        tiny_data, "made", config, tmp_path / "m.pt", tmp_path / "m.csv", checkpoint, True
+    )
+    assert checkpoint.exists()  # kept: the workflow removes it once the run succeeded
+    assert load_checkpoint(checkpoint)["progress"]["ended_by"] == convergence.EPOCH_CAP
+    first_state = final_state(tmp_path / "m.pt")
+    (tmp_path / "m.pt").unlink()
+    caplog.clear()
+    again = train(tiny_data, "made", config, tmp_path / "m.pt", tmp_path / "m.csv", checkpoint)
+    assert f"resuming from {checkpoint} after its last epoch (4; epoch cap)" in caplog.text
+    assert "epoch 1:" not in caplog.text  # nothing trained again
+    assert again["training"] == first["training"]
+    for key, value in final_state(tmp_path / "m.pt").items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, first_state[key])
+    assert not checkpoint.exists()
+
+
+def test_how_each_training_ended_is_recorded(tiny_data, tmp_path):
+    base = {"hidden": [32], "batch_size": 32, "lr": 0.05}
+    stopped = train(tiny_data, "made", {**base, "epochs": 200, "patience": 2}, tmp_path / "a.pt")
+    record = stopped["training"]
+    assert record["ended_by"] == convergence.EARLY_STOPPING
+    assert record["epochs"] == stopped["best_epoch"] + 2
+    assert record["improvement_per_epoch"] >= 0
+    assert not convergence.unfinished(record)
+
+    capped = train(tiny_data, "made", {**base, "lr": 0.001, "epochs": 3}, tmp_path / "b.pt")
+    record = capped["training"]
+    assert record["ended_by"] == convergence.EPOCH_CAP and record["epochs"] == 3
+    # still learning fast
+    assert record["improvement_per_epoch"] > convergence.tolerance(record["best_valid_nll"])
+    assert convergence.unfinished(record)
+
+    timed = train(tiny_data, "made", {**base, "epochs": 50, "max_minutes": 1e-6}, tmp_path / "c.pt")
+    assert timed["training"]["ended_by"] == convergence.TIME_CAP
+    assert timed["training"]["epochs"] == 1  # the cap is checked between epochs
+    assert timed["training"]["improvement_per_epoch"] is None
+    assert convergence.unfinished(timed["training"])  # a rate nobody measured
+
+
+@pytest.mark.parametrize("name", ["gmm", "gmm_diag", "pca_gmm", "mob"])
+def test_how_each_em_fit_ended_is_recorded(tiny_data, tmp_path, name):
+    settings = {"components": 3, "max_iter": 1}
+    if name == "mob":
+        settings["tol"] = 1e-12
+    capped = train(tiny_data, name, settings, tmp_path / "a.pt")["training"]
+    assert capped["ended_by"] == convergence.ITERATION_CAP and capped["epochs"] == 1
+    converged = train(tiny_data, name, {"components": 3, "max_iter": 500}, tmp_path / "b.pt")
+    assert converged["training"]["ended_by"] == convergence.CONVERGED
+    assert not convergence.unfinished(converged["training"])
+
+
 def test_sigkilled_training_resumes_from_its_checkpoint(tiny_data, tmp_path):
-    config = '{"hidden": [64], "epochs": 6, "batch_size": 10, "lr": 0.01, "masks": 2}'
+    config = (
+        '{"hidden": [64], "epochs": 6, "batch_size": 10, "lr": 0.01, "masks": 2, '
+        '"checkpoint_minutes": 0}'
+    )
     command = [
         sys.executable,
         "-m",

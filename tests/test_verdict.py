@@ -3,8 +3,9 @@ give it, and a metric that failed its checks never votes."""
 
 import pytest
 
-from arbench.quality import METRICS
-from arbench.verdict import decide, evidence
+from arbench import convergence
+from arbench.sample_metrics import METRICS
+from arbench.verdict import decide, evidence, still_improving
 
 
 def measured(**values):
@@ -115,3 +116,73 @@ def test_runs_of_one_model_are_pooled_and_their_spread_counts():
     assert (
         next(r for r in single if r["metric"] == "frechet_learned")["favours"] == "autoregressive"
     )
+
+
+SUPPORTING = {
+    "made": measured(frechet_learned=(10.0, 1.0), precision=(0.9, 0.01)),
+    "gmm": measured(frechet_learned=(30.0, 1.0), precision=(0.5, 0.01)),
+}
+
+
+def record(ended_by, rate, epochs=30, nll=100.0):
+    return {
+        "ended_by": ended_by,
+        "improvement_per_epoch": rate,
+        "epochs": epochs,
+        "resumed": 0,
+        "best_valid_nll": nll,
+    }
+
+
+def test_a_model_capped_while_still_improving_leaves_the_comparison_not_decided():
+    # tolerance: 0.05 nats/image an epoch at an NLL of 100
+    training = {
+        "made": record(convergence.EPOCH_CAP, 4.56),
+        "gmm": record(convergence.CONVERGED, 1e-4, 12),
+    }
+    unfinished = still_improving(training)
+    assert set(unfinished) == {"made"}
+    result = decide(evidence(SUPPORTING, checks()), unfinished)
+    assert result["outcome"] == "not decided"
+    assert result["reason"] == "MADE still improving (4.56 nats/epoch when its epoch cap ended it)"
+
+
+@pytest.mark.parametrize(
+    "made, gmm, decided",
+    [
+        (record(convergence.EARLY_STOPPING, 0.0), record(convergence.CONVERGED, 0.0), True),
+        # a cap that ended a run on its plateau, under the tolerance, does not hold it back
+        (record(convergence.EPOCH_CAP, 0.04), record(convergence.CONVERGED, 0.0), True),
+        (record(convergence.TIME_CAP, 0.2), record(convergence.CONVERGED, 0.0), False),
+        # either family: a mixture whose EM ran out of iterations while still gaining
+        (record(convergence.EARLY_STOPPING, 0.0), record(convergence.ITERATION_CAP, 3.0), False),
+        (record(convergence.EARLY_STOPPING, 0.0), None, False),  # how it ended was not recorded
+    ],
+)
+def test_only_training_a_cap_ended_above_the_tolerance_holds_the_verdict_back(made, gmm, decided):
+    unfinished = still_improving({"made": made, "gmm": gmm})
+    result = decide(evidence(SUPPORTING, checks()), unfinished)
+    assert (result["outcome"] == "supported") == decided, result
+
+
+def check_with_gaussian_behind_by(z_by_metric: dict[str, float]) -> dict:
+    """A metric check whose one-Gaussian set trails real images by z standard errors."""
+    real = measured()
+    gaussian = measured()
+    for metric, z in z_by_metric.items():
+        sign = 1 if METRICS[metric][0] == "lower" else -1
+        gaussian[metric] = {"value": 1.0 + sign * z * 0.01 * 2**0.5, "se": 0.01}
+    return {
+        **checks(),
+        "images_per_set": 300,
+        "sets": {"real (valid)": real, "one Gaussian": gaussian},
+    }
+
+
+def test_a_set_size_that_cannot_tell_one_gaussian_from_real_images_decides_nothing():
+    weak = check_with_gaussian_behind_by({"c2st_accuracy": 2.9, "recall": 10.0})
+    result = decide(evidence(SUPPORTING, weak), {}, weak)
+    assert result["outcome"] == "not decided"
+    assert "cannot resolve the question at 300 images a set" in result["reason"]
+    strong = check_with_gaussian_behind_by({"c2st_accuracy": 3.1, "recall": 10.0})
+    assert decide(evidence(SUPPORTING, strong), {}, strong)["outcome"] == "supported"

@@ -7,6 +7,8 @@ name with what to do. `resolve_device` turns the `device` setting into a torch d
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,7 +30,16 @@ def load(path: str | Path, what: str = "model file", remedy: str = "") -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist{'; ' + remedy if remedy else ''}")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on pickle protocols is not ours to give
+            warnings.simplefilter("ignore")
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own text goes on to suggest loading it with weights_only=False: never here
+        raise CheckpointError(
+            f"{path} is not a {what} that arbench wrote: it holds Python objects beyond tensors "
+            "and plain values, which loading could run as code, so it was not loaded."
+            f"{' ' + remedy if remedy else ''}"
+        ) from None
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(

@@ -31,6 +31,11 @@ def _terminate(signum, frame):
     raise Terminated(128 + signum)
 
 
+def stage_parser(module: str, description: str) -> argparse.ArgumentParser:
+    """A stage's argument parser, whose help and errors name the command as it is typed."""
+    return argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

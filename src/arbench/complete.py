@@ -19,7 +19,6 @@ per model:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from arbench.checkpoints import check_fits, load_model, resolve_device
-from arbench.cli import nonnegative_int, positive_int, run_stage
+from arbench.cli import nonnegative_int, positive_int, run_stage, stage_parser
 from arbench.data.format import load_dataset
 from arbench.data.splits import shown_test_images
 from arbench.files import atomic_write, write_text
@@ -123,7 +122,7 @@ def complete(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Complete test images whose bottom is hidden.")
+    parser = stage_parser("arbench.complete", "Complete test images whose bottom is hidden.")
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--out", required=True, help="summary JSON; per-image results beside")

@@ -1,10 +1,16 @@
-"""The workflow config as the user meant it: values typed by the schema, before validation.
+"""The workflow config as the user meant it: checked as written, typed where text is all there is.
 
-Snakemake hands over a structured `--config` value (`models={"nade": {"hidden": 300}}`) parsed
-with YAML's BaseLoader, so every number, boolean and null inside it arrives as a string; and
-YAML 1.1 reads a config file's `1e-5` as a string too. `coerce` walks the config beside the
-schema and turns each string where the schema expects a number, an integer, a boolean or null
-into that type, leaving anything it cannot read as it was, for validation to name.
+- A config file is read again with a loader that refuses a key given twice in one mapping (YAML
+  would keep the last silently, dropping the first one's datasets or models), naming the key and
+  both lines.
+- Snakemake hands over a structured `--config` value (`models={"nade": {"hidden": 300}}`) parsed
+  with YAML's BaseLoader, so every number, boolean and null inside it arrives as a string.
+  `coerce` walks those values beside the schema and turns each string where the schema expects
+  a number, an integer, a boolean or null into that type; `with_typed_overrides` merges them
+  back. A value written in a file keeps the type it was written with: `hidden: "500"` is a
+  string there, and validation says so.
+- `check` validates the config against the schema and reports every problem in one message,
+  by its key path.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 BOOLEANS = {"true": True, "false": False}
@@ -101,3 +108,78 @@ def coerce(value, schema: dict, root: dict | None = None):
         items = schema.get("items", {})
         return [coerce(item, items, root) for item in value]
     return value
+
+
+class ConfigError(ValueError):
+    """The config cannot be run as written; the message names the key and what to do."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key repeated in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{self.name} line {line}: key {key!r} appears twice in one mapping (first "
+                    f"on line {seen[key]}); YAML would keep only the last. Merge the two entries "
+                    "into one."
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_file(path: str | Path) -> None:
+    """Refuse a config file that repeats a key within one mapping."""
+    path = Path(path)
+    loader = _UniqueKeyLoader(path.read_text())
+    loader.name = str(path)
+    try:
+        loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def merge(base: dict, overrides: dict) -> None:
+    """Update `base` in place with `overrides`, recursing into mappings (as Snakemake merges
+    `--config` into the config)."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def with_typed_overrides(config: dict, overrides: dict, schema: dict) -> None:
+    """Give the `--config` values merged into `config` the types the schema asks for."""
+    merge(config, coerce(overrides, schema))
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(part) for part in error.absolute_path) or "the config"
+    message = error.message
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        message = jsonschema.exceptions.best_match(error.context).message
+    hint = ""
+    if isinstance(error.instance, str) and re.fullmatch(r"[-+.\deE]+", error.instance.strip()):
+        hint = (
+            " (a number written as text: remove the quotes; YAML 1.1 also reads 1e-5 as text, "
+            "so write 1.0e-5)"
+        )
+    return f"{where}: {message}{hint}"
+
+
+def check(config: dict, schema: dict, files: list[str]) -> None:
+    """Raise a ConfigError listing every way `config` breaks the schema."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        origin = ", ".join(files) or "the config"
+        problems = "; ".join(_describe(error) for error in errors)
+        raise ConfigError(
+            f"{origin}: {problems}. Fix these keys and run again (config/README.md documents "
+            "every key)."
+        )

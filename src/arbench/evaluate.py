@@ -9,7 +9,6 @@ that the report can give paired differences between models on the same images.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -21,7 +20,7 @@ import torch
 
 from arbench import checkpoints
 from arbench.checkpoints import load_model, resolve_device
-from arbench.cli import run_stage
+from arbench.cli import run_stage, stage_parser
 from arbench.data.format import load_dataset
 from arbench.files import atomic_write
 
@@ -71,6 +70,8 @@ def evaluate(
         "train_seconds": summary.get("seconds"),
         "device": summary.get("device"),
         "best_valid_nll": summary.get("best_valid_nll"),
+        # how training ended and how fast it was still improving (arbench.convergence)
+        "training": summary.get("training"),
     }
     if bound is not None:
         # The dequantization bound, beside an exact NLL or as the NLL itself, and the Monte
@@ -90,7 +91,7 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Test log-likelihood of a trained model.")
+    parser = stage_parser("arbench.evaluate", "Test log-likelihood of a trained model.")
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--device", default="auto")

@@ -79,23 +79,45 @@ def describe_write_failure(path: Path, error: BaseException) -> str:
     )
 
 
+class _RecordingHandle:
+    """A file handle that remembers the OSError of a failed write: PyTorch's writer turns it
+    into 'unexpected pos', which no longer says that the disk was full."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self.failure: OSError | None = None
+
+    def write(self, data):
+        try:
+            return self._handle.write(data)
+        except OSError as error:
+            self.failure = error
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call `write(handle)` on a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(path)
     tmp = temporary_path(path)
+    handle = None
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb") as raw:
+            handle = _RecordingHandle(raw)
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(tmp, path)
     except BaseException as error:
         tmp.unlink(missing_ok=True)
         if is_write_failure(error) and not isinstance(error, OutputWriteError):
-            raise OutputWriteError(describe_write_failure(path, error)) from error
+            cause = handle.failure if handle is not None and handle.failure else error
+            raise OutputWriteError(describe_write_failure(path, cause)) from error
         raise
 
 

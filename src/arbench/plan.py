@@ -31,6 +31,8 @@ TRAINING_DEFAULTS = {
     "lr_decay": 1.0,
     "patience": 10,
     "max_minutes": None,
+    # Minutes between two checkpoints (0: after every epoch); a signal or the end saves one too.
+    "checkpoint_minutes": 5.0,
     "weight_decay": 0.0,
     # Decay of an exponential moving average of the parameters (Polyak averaging), which is what
     # is validated and saved; 0 validates and saves the parameters themselves.
@@ -52,6 +54,7 @@ NULLABLE_TYPES = {
     "folder": str,
     "path": str,
     "max_images": int,
+    "fit_images": int,
     "crop": (list, dict),
 }
 
@@ -125,6 +128,7 @@ MODELS = {
                 "max_iter": 100,
                 "dequant_samples": 16,
                 "reg_covar": [0.01, 0.1],
+                "fit_images": None,
             },
             one_or_list=("components", "reg_covar"),
         ),
@@ -140,6 +144,7 @@ MODELS = {
                 "max_iter": 100,
                 "dequant_samples": 16,
                 "reg_covar": 1e-4,
+                "fit_images": None,
             },
             one_or_list=("components", "reg_covar"),
         ),
@@ -157,6 +162,7 @@ MODELS = {
                 "max_iter": 100,
                 "dequant_samples": 16,
                 "reg_covar": [0.03, 0.3],
+                "fit_images": None,
             },
             one_or_list=("components", "reg_covar"),
         ),
@@ -249,6 +255,20 @@ SOURCES = {
         ),
     )
 }
+
+
+# How long a download may go on before it is cut off and retried (arbench.data.download).
+DOWNLOAD_DEFAULTS = {
+    "stall_seconds": 60.0,  # a window in which...
+    "min_rate": 1024.0,  # ...fewer than this many bytes a second arrived: stalled
+    "deadline_minutes": 360.0,  # the longest one transfer may take
+    "retries": 3,  # attempts before giving up and saying where to place the file by hand
+}
+
+
+def download_settings(settings: dict | None) -> dict:
+    """The download policy: the defaults overridden by the config's `download`, checked."""
+    return checked(settings or {}, DOWNLOAD_DEFAULTS, "download")
 
 
 REPLICATE = ".r"  # "nade.r2": NADE's third training run, seeded seed + 2
@@ -385,16 +405,18 @@ def model_from_checkpoint(checkpoint: dict):
 
 def datasets_in_run(config: dict) -> tuple[dict[str, list[str]], dict[str, str]]:
     """(dataset -> its models' training runs, dataset -> why it was left out) for a validated
-    config; with `replicates: R`, each model is trained R times (nade, nade.r1, ...)."""
+    config; with `replicates: R`, each model is trained R times (nade, nade.r1, ...), and with
+    `replicates: {model: R}` each model named there."""
     datasets, skipped = {}, {}
     replicates = config.get("replicates", 1)
+    runs = replicates.get if isinstance(replicates, dict) else lambda model, default: replicates
     for name, entry in config["datasets"].items():
         path = entry.get("path")
         if entry.get("optional") and path is not None and not Path(path).exists():
             skipped[name] = f"its local source {path} is not present on this machine"
         else:
             datasets[name] = [
-                instance(model, r) for model in entry["models"] for r in range(replicates)
+                instance(model, r) for model in entry["models"] for r in range(runs(model, 1))
             ]
     return datasets, skipped
 
@@ -465,6 +487,26 @@ def path(kind: str, **wildcards) -> str:
 class _Partial(dict):
     def __missing__(self, key):
         return "{" + key + "}"
+
+
+# What a run makes per dataset and per training run, besides the report's own outputs.
+DATASET_RESULTS = ("data", "sidecar", "features", "features_summary", "metric_check")
+RUN_RESULTS = ("model", "curve", "samples", "metrics", "nll", "quality", "completion")
+RUN_RESULTS += ("completion_images",)
+
+
+def run_results(datasets: dict[str, list[str]]) -> list[str]:
+    """Every file the stages write for these datasets and their training runs. The workflow's
+    default target asks for all of them: Snakemake remakes a missing file only when a target
+    needs it, and sees a changed set of inputs only where every output has metadata."""
+    files = [path(kind, dataset=d) for d in datasets for kind in DATASET_RESULTS]
+    files += [
+        path(kind, dataset=d, model=m)
+        for d, runs in datasets.items()
+        for m in runs
+        for kind in RUN_RESULTS
+    ]
+    return files
 
 
 def report_inputs(datasets: dict[str, list[str]]) -> dict:

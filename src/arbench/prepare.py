@@ -19,7 +19,8 @@ import numpy as np
 import yaml
 
 from arbench import __version__
-from arbench.cli import json_object, run_stage
+from arbench.cli import json_object, run_stage, stage_parser
+from arbench.data import download
 from arbench.data.format import save_dataset
 from arbench.plan import source_entry, source_spec
 
@@ -56,14 +57,26 @@ def read_spec(text: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = stage_parser("arbench.prepare", __doc__.splitlines()[0])
     parser.add_argument(
         "--spec", required=True, type=read_spec, help="JSON object, or a .json/.yaml file"
     )
     parser.add_argument("--out", required=True, help="dataset file to write (.npz)")
     parser.add_argument("--resources", default="resources", help="download cache folder")
+    parser.add_argument(
+        "--download",
+        type=json_object,
+        default={},
+        help="download policy, a JSON object: stall_seconds, min_rate (bytes/s), "
+        "deadline_minutes, retries (the config's `download` settings)",
+    )
     args = parser.parse_args(argv)
-    return run_stage(f"prepare {args.out}", lambda: prepare(args.spec, args.out, args.resources))
+
+    def work():
+        download.configure(args.download)
+        return prepare(args.spec, args.out, args.resources)
+
+    return run_stage(f"prepare {args.out}", work)
 
 
 if __name__ == "__main__":

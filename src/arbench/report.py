@@ -10,7 +10,6 @@ those numbers.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -23,14 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from arbench.cli import json_object, run_stage
+from arbench import convergence
+from arbench.cli import json_object, run_stage, stage_parser
 from arbench.data.format import load_dataset
 from arbench.data.splits import shown_test_images
 from arbench.files import atomic_write
+from arbench.known_answers import RESOLVING_METRICS, RESOLVING_SES, resolves, resolving_power
 from arbench.plan import model_entry, path, replicate_of
 from arbench.plots import completion_panels, nearest_panels, sample_panels, training_curves
-from arbench.quality import METRICS, flat, nearest
-from arbench.verdict import RULE, decide, evidence, family
+from arbench.sample_metrics import C2ST, METRICS, flat, nearest
+from arbench.verdict import RULE, decide, evidence, family, still_improving
 
 log = logging.getLogger("arbench.report")
 
@@ -48,6 +49,11 @@ TABLE_FIELDS = [
     "parameters",
     "train_seconds",
     "device",
+    "training_ended_by",
+    "training_epochs",
+    "improvement_nats_per_epoch",
+    "resumed",
+    "finished_learning",
 ]
 QUALITY_FIELDS = [
     "dataset",
@@ -80,11 +86,18 @@ def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
     for files in models.values():
         for run, inputs in files.items():
             metrics = json.loads(Path(inputs["metrics"]).read_text())
+            record = metrics.get("training")
             rows.append(
                 {
                     **{k: metrics.get(k) for k in TABLE_FIELDS},
                     "model": run,  # the training run: nade, nade.r1, ...
                     "likelihood": "exact" if metrics["exact"] else "upper bound",
+                    "training_ended_by": record and record["ended_by"],
+                    "training_epochs": record and record["epochs"],
+                    "improvement_nats_per_epoch": record and record["improvement_per_epoch"],
+                    "resumed": record and record["resumed"],
+                    "finished_learning": not convergence.unfinished(record),
+                    "training": record,
                 }
             )
     return rows
@@ -115,18 +128,22 @@ def paired_differences(nlls: dict[str, np.ndarray]) -> list[dict]:
 def markdown_table(rows: list[dict]) -> str:
     lines = [
         "| model | NLL (nats/image) | bits/dim | likelihood | dequantization bound | parameters "
-        "| train time | device |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| train time | device | training ended by | NLL still falling by (nats/epoch) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         seconds = f"{r['train_seconds']:.0f} s" if r["train_seconds"] is not None else ""
         bound = ""
         if r.get("bound_nll_nats") is not None:
             bound = f"{r['bound_nll_nats']:.2f} (Monte Carlo ± {r['bound_monte_carlo_se']:.2f})"
+        rate = convergence.rate_text(r["training"])
+        if not r["finished_learning"]:
+            rate = f"**{rate}: unfinished**"
         lines.append(
             f"| {r['model']} | {r['nll_nats']:.2f} ± {r['nll_nats_se']:.2f} "
             f"| {r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f} | {r['likelihood']} "
-            f"| {bound} | {r['parameters'] or '':,} | {seconds} | {r['device'] or ''} |"
+            f"| {bound} | {r['parameters'] or '':,} | {seconds} | {r['device'] or ''} "
+            f"| {convergence.describe(r['training'])} | {rate} |"
         )
     return "\n".join(lines)
 
@@ -214,6 +231,22 @@ def check_table(check: dict) -> str:
     return "\n".join(lines)
 
 
+def resolving_sentence(check: dict) -> str:
+    """By how many standard errors one Gaussian trails real images at this set size."""
+    power = resolving_power(check)
+    shown = ", ".join(f"{metric} {z:.1f}" for metric, z in power.items()) or "no metric voted"
+    verdict = (
+        "enough to resolve the question"
+        if resolves(check)
+        else f"**too few to resolve the question at this size** ({RESOLVING_METRICS} metrics "
+        f"beyond {RESOLVING_SES:g} standard errors are needed)"
+    )
+    return (
+        f"Resolving power at {check['images_per_set']} images a set: one Gaussian trails the "
+        f"real images by {shown} standard errors on the metrics that vote; {verdict}."
+    )
+
+
 def evidence_table(rows: list[dict]) -> str:
     lines = [
         "| metric | votes | best autoregressive | best mixture | autoregressive better by | "
@@ -231,10 +264,12 @@ def evidence_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def verdict_section(dataset: str, measured: dict[str, dict], check: dict) -> str:
+def verdict_section(
+    dataset: str, measured: dict[str, dict], check: dict, unfinished: dict[str, dict | None]
+) -> str:
     """The evidence table and the verdict it gives, by `arbench.verdict.RULE`."""
     rows = evidence(measured, check)
-    decided = decide(rows)
+    decided = decide(rows, unfinished, check)
     mixtures = sorted({r["mixture"] for r in rows if r.get("mixture")})
     against = f" Compared against: {', '.join(m.upper() for m in mixtures)}." if mixtures else ""
     parts = []
@@ -314,8 +349,8 @@ the same test images, every set at the same size:
   **recall** and **coverage**: how much of where test images are the set reaches (diversity);
   k = 5 nearest neighbours in the learned features. Higher is better.
 - **classifier accuracy**: a small convolutional network trained to tell the set from as many
-  test images, cross-validated in 5 folds, the same network and budget for every set: 0.5 when
-  it cannot tell them apart, 1 when it always can. Lower is better.
+  test images, cross-validated in {C2ST["folds"]} folds, the same network and budget for every
+  set: 0.5 when it cannot tell them apart, 1 when it always can. Lower is better.
 - **novelty**: RMS pixel distance from each image to its nearest training image; **copies**: the
   share of exact training images. They describe; they do not vote.
 - ± is a standard error: from random halves of both sets for the distances and k-NN measures,
@@ -336,7 +371,7 @@ in their space, so every space's distances are in the same units.
 
 def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=fields)
+    writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(path, lambda handle: handle.write(text.getvalue().encode()))
@@ -390,6 +425,11 @@ def build_report(inputs: dict) -> Path:
             + "\n"
         )
         out.append(markdown_table([r for r in rows if r["dataset"] == dataset]) + "\n")
+        out.append(
+            f"A training ended by a cap while its best valid NLL was still falling by more than "
+            f"{convergence.TOLERANCE:.2%} of it an epoch is marked unfinished: its dataset's "
+            "verdict is not decided.\n"
+        )
         bounds = {
             r["model"] for r in rows if r["dataset"] == dataset and r["likelihood"] != "exact"
         }
@@ -422,7 +462,12 @@ def build_report(inputs: dict) -> Path:
         sets = check["sets"]
         out.append(quality_table([quality_row(dataset, n, "check", sets[n]) for n in sets]) + "\n")
         out.append(check_table(check) + "\n")
-        out.append(verdict_section(dataset, {m: assessed[m]["model"] for m in names}, check))
+        out.append(resolving_sentence(check) + "\n")
+        training = {r["model"]: r["training"] for r in rows if r["dataset"] == dataset}
+        unfinished = still_improving(training)
+        out.append(
+            verdict_section(dataset, {m: assessed[m]["model"] for m in names}, check, unfinished)
+        )
         figure = figure_path(dataset, "nearest")
         nearest_panels(
             neighbour_pairs(data, samples, assessed),
@@ -456,7 +501,7 @@ def build_report(inputs: dict) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Assemble the report from the stages' outputs.")
+    parser = stage_parser("arbench.report", "Assemble the report from the stages' outputs.")
     parser.add_argument(
         "--inputs",
         required=True,

@@ -5,7 +5,6 @@ Writes uint8 samples (N, C, H, W) on the model's support, atomically.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 
 from arbench.checkpoints import load_model, resolve_device
-from arbench.cli import nonnegative_int, positive_int, run_stage
+from arbench.cli import nonnegative_int, positive_int, run_stage, stage_parser
 from arbench.files import atomic_write
 
 log = logging.getLogger("arbench.sample")
@@ -40,7 +39,7 @@ def sample(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Draw samples from a trained model.")
+    parser = stage_parser("arbench.sample", "Draw samples from a trained model.")
     parser.add_argument("--model", required=True)
     parser.add_argument("--n", type=positive_int, required=True, help="how many samples")
     parser.add_argument("--seed", type=nonnegative_int, default=0)

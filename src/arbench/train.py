@@ -12,13 +12,13 @@ Mixture models fit in one call.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import io
 import json
 import logging
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,9 +28,9 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from arbench import checkpoints
+from arbench import checkpoints, convergence
 from arbench.checkpoints import resolve_device
-from arbench.cli import json_object, run_stage
+from arbench.cli import Terminated, json_object, run_stage, stage_parser
 from arbench.data.format import load_dataset
 from arbench.files import atomic_write
 from arbench.plan import build_model, model_entry, split_settings
@@ -39,7 +39,7 @@ log = logging.getLogger("arbench.train")
 
 # Settings a killed run may be resumed with changed: they steer when to stop and where to run,
 # not the state a checkpoint holds.
-RESUMABLE_CHANGES = ("epochs", "patience", "max_minutes", "device", "threads")
+RESUMABLE_CHANGES = ("epochs", "patience", "max_minutes", "checkpoint_minutes", "device", "threads")
 METRIC_FIELDS = ["epoch", "train_nll", "valid_nll", "lr", "seconds", "images_per_second"]
 
 
@@ -125,11 +125,61 @@ def denormal_count(tensors) -> int:
     return int((((bits & 0x7F800000) == 0) & ((bits & 0x007FFFFF) != 0)).sum())
 
 
-def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_path: Path | None):
-    """Minibatch training with early stopping; returns the model holding its best parameters.
+class StopRequest:
+    """SIGTERM and SIGINT, while installed, only set `signal`: the training loop checks it
+    between steps, saves a checkpoint where the run can resume bit for bit, then stops."""
 
-    A checkpoint left by a run with other settings (the config changed since) is set aside:
-    resuming it would mix two trainings."""
+    def __init__(self):
+        self.signal = None
+        self.previous = {}
+
+    def __enter__(self):
+        for number in (signal.SIGTERM, signal.SIGINT):
+            self.previous[number] = signal.signal(number, self._request)
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def _request(self, number, frame):
+        self.signal = number
+
+    def stop(self):
+        """Stop as the signal asked: the stage reports it, keeping the checkpoint just saved."""
+        if self.signal == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(128 + self.signal)
+
+
+def ended_by(state: dict, training: dict, deadline: float | None) -> str | None:
+    """Why training must end before another epoch, or None to go on."""
+    if state["epoch"] - state["improved_epoch"] >= training["patience"]:
+        return convergence.EARLY_STOPPING
+    if state["epoch"] >= training["epochs"]:
+        return convergence.EPOCH_CAP
+    if deadline is not None and state["epoch"] > 0 and time.monotonic() > deadline:
+        return convergence.TIME_CAP
+    return None
+
+
+def train_neural(
+    model,
+    data,
+    training: dict,
+    checkpoint_path: Path,
+    metrics_path: Path | None,
+    keep_checkpoint: bool = False,
+):
+    """Minibatch training with early stopping; returns the model holding its best parameters,
+    and the progress record. Early stopping ends training after `patience` epochs in which no
+    epoch lowered the best valid NLL by more than `arbench.convergence.tolerance` (a plateau by
+    the same measure the verdict judges unfinished training by).
+
+    A checkpoint is written every `checkpoint_minutes` (at every epoch's end with 0), when a
+    signal stops the run (between two steps, so that it resumes within its epoch), and, with
+    `keep_checkpoint`, once training ends. A checkpoint left by a run with other settings (the
+    config changed since) is set aside: resuming it would mix two trainings."""
     device = resolve_device(training["device"])
     # TF32 trades matmul precision (10-bit mantissa) for tensor-core speed on CUDA.
     torch.backends.cuda.matmul.allow_tf32 = bool(training["tf32"])
@@ -142,7 +192,20 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
     # Both splits stay on the device for the whole run: no copies per batch.
     train_x = torch.from_numpy(data.train.reshape(len(data.train), -1)).long().to(device)
     valid_x = torch.from_numpy(data.valid.reshape(len(data.valid), -1)).long().to(device)
-    state = {"epoch": 0, "best_nll": math.inf, "best_epoch": 0, "best_state": None, "metrics": []}
+    state = {
+        "epoch": 0,
+        "best_nll": math.inf,
+        "best_epoch": 0,
+        # the last epoch that lowered the best valid NLL by more than the convergence tolerance:
+        # patience counts from it, so that a creep smaller than the tolerance ends training
+        "improved_epoch": 0,
+        "best_state": None,
+        "metrics": [],
+        "resumed": 0,
+        "ended_by": None,
+        # an epoch stopped between two steps: its shuffle, the next step, the loss and time so far
+        "partial": None,
+    }
 
     # What the saved state depends on; when to stop and where to run may change in between.
     settings = {
@@ -165,71 +228,11 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
             averaged.load_state_dict(saved["averaged"])
         restore_rng_states(saved["rng"], generator)
         state = saved["progress"]
-        log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
+        if state["ended_by"] is None:
+            state["resumed"] += 1
+        log.info("resuming from %s %s", checkpoint_path, position(state))
 
-    batch_size = training["batch_size"]
-    steps = math.ceil(len(train_x) / batch_size)
-    # A wall-clock budget for this run (e.g. a cluster time slot); checked between epochs.
-    deadline = time.monotonic() + 60 * training["max_minutes"] if training["max_minutes"] else None
-    while state["epoch"] < training["epochs"] and (
-        state["epoch"] - state["best_epoch"] < training["patience"]
-    ):
-        if deadline is not None and time.monotonic() > deadline:
-            log.info("stopping after epoch %d: max_minutes reached", state["epoch"])
-            break
-        epoch = state["epoch"] + 1
-        model.train()
-        started = time.perf_counter()
-        order = torch.randperm(len(train_x), generator=generator).to(device)
-        total = 0.0
-        bar = tqdm(range(steps), desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
-        for step in bar:
-            batch = train_x[order[step * batch_size : (step + 1) * batch_size]]
-            loss = model.nll(batch).mean()
-            if not math.isfinite(loss.item()):
-                raise TrainingDiverged(
-                    f"loss is {loss.item()} at epoch {epoch}, step {step + 1}/{steps}; "
-                    f"the last good checkpoint (epoch {state['epoch']}) is kept at "
-                    f"{checkpoint_path}. Lower the learning rate and run again."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if averaged is not None:
-                averaged.update_parameters(model)
-            total += loss.item() * len(batch)
-        seconds = time.perf_counter() - started
-        validated = model if averaged is None else averaged.module
-        validated.eval()
-        valid_nll = mean_nll(validated, valid_x)
-        row = {
-            "epoch": epoch,
-            "train_nll": total / len(train_x),
-            "valid_nll": valid_nll,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": seconds,
-            "images_per_second": len(train_x) / seconds,
-        }
-        scheduler.step()
-        state["metrics"].append(row)
-        state["epoch"] = epoch
-        if valid_nll < state["best_nll"]:
-            state["best_nll"], state["best_epoch"] = valid_nll, epoch
-            state["best_state"] = copy.deepcopy(
-                {
-                    k: v.detach().cpu() if torch.is_tensor(v) else v
-                    for k, v in validated.state_dict().items()
-                }
-            )
-        log.info(
-            "epoch %d: train %.3f, valid %.3f nats (best %.3f at epoch %d), %.0f images/s",
-            epoch,
-            row["train_nll"],
-            valid_nll,
-            state["best_nll"],
-            state["best_epoch"],
-            row["images_per_second"],
-        )
+    def save_checkpoint():
         checkpoints.save(
             {
                 "settings": settings,
@@ -242,9 +245,121 @@ def train_neural(model, data, training: dict, checkpoint_path: Path, metrics_pat
             },
             checkpoint_path,
         )
-        write_metrics(metrics_path, state["metrics"])
+        return time.monotonic()
+
+    batch_size = training["batch_size"]
+    steps = math.ceil(len(train_x) / batch_size)
+    interval = 60 * training["checkpoint_minutes"]
+    # A wall-clock budget for this run (e.g. a cluster time slot); checked between epochs.
+    deadline = time.monotonic() + 60 * training["max_minutes"] if training["max_minutes"] else None
+    last_saved = time.monotonic()
+    with StopRequest() as stop:
+        while (reason := ended_by(state, training, deadline)) is None:
+            epoch = state["epoch"] + 1
+            model.train()
+            partial = state["partial"] or {
+                "order": torch.randperm(len(train_x), generator=generator),
+                "step": 0,
+                "total": 0.0,
+                "seconds": 0.0,
+            }
+            state["partial"] = None
+            order = partial["order"].to(device)
+            total, seconds = partial["total"], partial["seconds"]
+            started = time.perf_counter()
+            bar = tqdm(
+                range(partial["step"], steps),
+                desc=f"epoch {epoch}",
+                unit="batch",
+                disable=None,
+                leave=False,
+                initial=partial["step"],
+                total=steps,
+            )
+            for step in bar:
+                if stop.signal is not None:
+                    seconds += time.perf_counter() - started
+                    state["partial"] = {
+                        "order": partial["order"],
+                        "step": step,
+                        "total": total,
+                        "seconds": seconds,
+                    }
+                    save_checkpoint()
+                    log.info("stopped in epoch %d before step %d/%d", epoch, step + 1, steps)
+                    stop.stop()
+                batch = train_x[order[step * batch_size : (step + 1) * batch_size]]
+                loss = model.nll(batch).mean()
+                if not math.isfinite(loss.item()):
+                    raise TrainingDiverged(
+                        f"loss is {loss.item()} at epoch {epoch}, step {step + 1}/{steps}; "
+                        f"the last good checkpoint (epoch {state['epoch']}) is kept at "
+                        f"{checkpoint_path}. Lower the learning rate and run again."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
+                total += loss.item() * len(batch)
+            seconds += time.perf_counter() - started
+            validated = model if averaged is None else averaged.module
+            validated.eval()
+            valid_nll = mean_nll(validated, valid_x)
+            row = {
+                "epoch": epoch,
+                "train_nll": total / len(train_x),
+                "valid_nll": valid_nll,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": seconds,
+                "images_per_second": len(train_x) / seconds,
+            }
+            scheduler.step()
+            state["metrics"].append(row)
+            state["epoch"] = epoch
+            if valid_nll < state["best_nll"] - convergence.tolerance(state["best_nll"]):
+                state["improved_epoch"] = epoch
+            if valid_nll < state["best_nll"]:
+                state["best_nll"], state["best_epoch"] = valid_nll, epoch
+                state["best_state"] = copy.deepcopy(
+                    {
+                        k: v.detach().cpu() if torch.is_tensor(v) else v
+                        for k, v in validated.state_dict().items()
+                    }
+                )
+            log.info(
+                "epoch %d: train %.3f, valid %.3f nats (best %.3f at epoch %d), %.0f images/s",
+                epoch,
+                row["train_nll"],
+                valid_nll,
+                state["best_nll"],
+                state["best_epoch"],
+                row["images_per_second"],
+            )
+            if stop.signal is not None or time.monotonic() - last_saved >= interval:
+                last_saved = save_checkpoint()
+            write_metrics(metrics_path, state["metrics"])
+            if stop.signal is not None:
+                log.info("stopped after epoch %d", epoch)
+                stop.stop()
+    state["ended_by"] = reason
+    if keep_checkpoint:
+        save_checkpoint()
+    record = convergence.network_record(
+        reason, [row["valid_nll"] for row in state["metrics"]], state["resumed"]
+    )
+    log.info("training ended: %s", convergence.describe(record))
     model.load_state_dict(state["best_state"])
-    return model, state
+    return model, state, record
+
+
+def position(state: dict) -> str:
+    """Where a checkpoint's run stands, for the log."""
+    if state["ended_by"] is not None:
+        return f"after its last epoch ({state['epoch']}; {state['ended_by']})"
+    if state["partial"] is not None:
+        return f"in epoch {state['epoch'] + 1} at step {state['partial']['step'] + 1}"
+    return f"after epoch {state['epoch']}"
 
 
 class NonFiniteFit(RuntimeError):
@@ -258,9 +373,12 @@ def train(
     out: str | Path,
     metrics: str | Path | None = None,
     checkpoint: str | Path | None = None,
+    keep_checkpoint: bool = False,
 ) -> dict:
     """Train `model_name` on the dataset file and write the model to `out`; returns a summary."""
-    summary = fit(load_dataset(data_path), model_name, settings, out, metrics, checkpoint)
+    summary = fit(
+        load_dataset(data_path), model_name, settings, out, metrics, checkpoint, keep_checkpoint
+    )
     return {**summary, "dataset": str(data_path)}
 
 
@@ -271,8 +389,11 @@ def fit(
     out: str | Path,
     metrics: str | Path | None = None,
     checkpoint: str | Path | None = None,
+    keep_checkpoint: bool = False,
 ) -> dict:
-    """Train on an in-memory dataset (train and valid splits are used) and write `out`."""
+    """Train on an in-memory dataset (train and valid splits are used) and write `out`. The
+    training checkpoint is removed once the model is written, unless `keep_checkpoint`: then a
+    run that is started again after it finished writes the model without training again."""
     out = Path(out)
     metrics = Path(metrics) if metrics else None
     checkpoint = Path(checkpoint) if checkpoint else out.with_suffix(".ckpt")
@@ -282,12 +403,15 @@ def fit(
     model = build_model(model_name, data.shape, data.levels, architecture)
     started = time.perf_counter()
     if model_entry(model_name).neural:
-        model, state = train_neural(model, data, training, checkpoint, metrics)
+        model, state, record = train_neural(
+            model, data, training, checkpoint, metrics, keep_checkpoint
+        )
         device = resolve_device(training["device"])
         summary = {
             "epochs": state["epoch"],
             "best_epoch": state["best_epoch"],
             "best_valid_nll": state["best_nll"],
+            "training": record,
         }
         if device.type == "cuda":
             summary["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated(device)
@@ -315,7 +439,9 @@ def fit(
             ],
         )
         device = "cpu"
+        fit["training"]["best_valid_nll"] = valid_nll
         summary = {**fit, "best_valid_nll": valid_nll}
+        log.info("fit ended: %s", convergence.describe(fit["training"]))
     summary.update(
         model=model_name,
         seconds=time.perf_counter() - started,
@@ -323,7 +449,8 @@ def fit(
         parameters=parameter_count(model),
     )
     checkpoints.save({**model.to_checkpoint(), "summary": summary}, out)
-    checkpoint.unlink(missing_ok=True)
+    if not keep_checkpoint:
+        checkpoint.unlink(missing_ok=True)
     log.info("wrote %s: %s", out, json.dumps(summary))
     return summary
 
@@ -335,7 +462,7 @@ def parameter_count(model) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train one model on one dataset file.")
+    parser = stage_parser("arbench.train", "Train one model on one dataset file.")
     parser.add_argument("--data", required=True, help="dataset file (.npz)")
     parser.add_argument("--model", required=True, help="a model of arbench.plan.MODELS")
     parser.add_argument(
@@ -347,12 +474,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="model file to write (.pt)")
     parser.add_argument("--metrics", help="per-epoch metrics CSV")
     parser.add_argument("--checkpoint", help="resumable checkpoint (default: OUT with .ckpt)")
+    parser.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep the checkpoint once the model is written (the workflow removes it when the "
+        "run succeeds): started again, the job writes the model without training again",
+    )
     args = parser.parse_args(argv)
     flush_denormals()
     return run_stage(
         f"train {args.model} on {args.data}",
         lambda: train(
-            args.data, args.model, args.settings, args.out, args.metrics, args.checkpoint
+            args.data,
+            args.model,
+            args.settings,
+            args.out,
+            args.metrics,
+            args.checkpoint,
+            args.keep_checkpoint,
         ),
     )
 

@@ -165,3 +165,17 @@ def test_mixture_of_bernoullis_recovers_components_and_refuses_levels():
     np.testing.assert_allclose(found, [0.05, 0.95], atol=0.03)
     with pytest.raises(ValueError, match="binary data"):
         MixtureOfBernoullis((1, 1, 8), 4)
+
+
+@pytest.mark.parametrize("cls", [GMM, DiagonalGMM, PCAGMM])
+def test_fit_images_fits_em_to_a_random_subset_of_that_size(cls):
+    x = clustered()
+    whole = cls((1, 1, 6), 4, {"components": 2, "reg_covar": 0.1})
+    part = cls((1, 1, 6), 4, {"components": 2, "reg_covar": 0.1, "fit_images": 100})
+    assert len(part.fitted_images(x)) == 100 and len(whole.fitted_images(x)) == len(x)
+    assert set(map(bytes, part.fitted_images(x))) <= set(map(bytes, x.reshape(len(x), -1)))
+    part.fit(x)
+    whole.fit(x)
+    assert not np.allclose(part.mixture.means_, whole.mixture.means_)  # fitted to other images
+    with pytest.raises(ValueError, match="more than the 100 training images"):
+        cls((1, 1, 6), 4, {"components": 101, "fit_images": 100}).fit(x)

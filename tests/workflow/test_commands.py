@@ -150,7 +150,7 @@ def test_every_setting_reaches_the_model_and_optimizer_with_its_type(name, tmp_p
     class Reached(Exception):
         """Raised once the settings have arrived: nothing needs to train."""
 
-    def neural(model, data, training, checkpoint, metrics):
+    def neural(model, data, training, checkpoint, metrics, keep_checkpoint=False):
         optimizer = train_module.make_optimizer(model, training)
         seen["model"], seen["training"] = dict(model.config), training
         seen["optimizer"] = {k: optimizer.param_groups[0][k] for k in ("lr", "weight_decay")}

@@ -119,7 +119,16 @@ def test_training_cancelled_by_slurm_resumes_from_its_checkpoint(cluster, tiny_d
     """scancel is what preemption looks like to the job: the rerun picks up the last epoch and
     ends with the parameters of an uninterrupted run; nothing half-written is left."""
     data = tiny_data
-    config = json.dumps({"hidden": [64], "epochs": 40, "batch_size": 10, "lr": 0.01, "masks": 2})
+    config = json.dumps(
+        {
+            "hidden": [64],
+            "epochs": 40,
+            "batch_size": 10,
+            "lr": 0.01,
+            "masks": 2,
+            "checkpoint_minutes": 0,
+        }
+    )
     train = [sys.executable, "-m", "arbench.train", "--data", str(data), "--model", "made"]
     train += ["--settings", config]
     straight, killed = tmp_path / "straight.pt", tmp_path / "killed.pt"

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_workflow import REPO, TINY, snakemake, snakemake_command
+import yaml
+from tiny_workflow import REPO, TINY, run_snakemake, snakemake, snakemake_command
 
 from arbench.checkpoints import load_model
 from arbench.data import load_dataset
-from arbench.quality import METRICS
+from arbench.sample_metrics import METRICS
 from arbench.verdict import RULE
 
 pytestmark = pytest.mark.slow
@@ -206,6 +208,9 @@ def jobs_of(rules: tuple[str, ...], models=None, datasets=None) -> set[tuple[str
 EDITS = {
     "evaluate.py": jobs_of(("evaluate",)),
     "quality.py": jobs_of(("quality", "metric_check")),  # the check runs the same measurements
+    "sample_metrics.py": jobs_of(("quality", "metric_check")),
+    "known_answers.py": jobs_of(("metric_check",)),
+    "metric_check.py": jobs_of(("metric_check",)),
     "features.py": jobs_of(("features", "metric_check", "quality")),
     "complete.py": jobs_of(("complete",)),
     "sample.py": jobs_of(("sample", "quality")),  # new samples are measured again
@@ -252,8 +257,18 @@ def test_absent_optional_dataset_is_left_out_and_reported(tmp_path):
         (lambda c: c.pop("samples"), "samples"),
         (lambda c: c["models"]["nade"].update(hiden=10), "hiden"),
         (lambda c: c["datasets"]["atari"].update(size=[0, 8]), "size"),
+        # a quoted number in a file is text there: only --config strings are typed by the schema
+        (lambda c: c["models"]["nade"].update(hidden="8"), "models.nade.hidden: '8'"),
     ],
-    ids=["unknown-source", "unknown-model", "negative-size", "missing-key", "typo", "zero-size"],
+    ids=[
+        "unknown-source",
+        "unknown-model",
+        "negative-size",
+        "missing-key",
+        "typo",
+        "zero-size",
+        "quoted-number",
+    ],
 )
 def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path, mutate, message):
     config = copy.deepcopy(TINY)
@@ -261,6 +276,22 @@ def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path, mutate, me
     result = snakemake(tmp_path, config, check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_dataset_named_twice_in_a_config_file_is_refused_naming_the_key_and_lines(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["datasets"] = {"mnist": TINY["datasets"]["mnist"], "again": TINY["datasets"]["atari"]}
+    text = yaml.safe_dump(config, sort_keys=False).replace("  again:\n", "  mnist:\n")
+    (tmp_path / "twice.yaml").write_text(text)
+    first = text.splitlines().index("  mnist:") + 1
+    second = text.splitlines().index("  mnist:", first) + 1
+    result = run_snakemake(tmp_path, "--configfile", str(tmp_path / "twice.yaml"), check=False)
+    assert result.returncode != 0
+    assert (
+        f"twice.yaml line {second}: key 'mnist' appears twice in one mapping (first on line "
+        f"{first})" in result.stdout + result.stderr
+    )
     assert not (tmp_path / "results").exists()
 
 
@@ -321,3 +352,43 @@ def test_models_trained_with_several_seeds_are_pooled_in_the_verdict(tmp_path):
     assert "| made.r1 |" in report  # every run has its row in the likelihood table
     evidence = [line for line in report.splitlines() if line.startswith("| frechet_learned | ")]
     assert evidence and "| made " in evidence[-1] and ".r1" not in evidence[-1]  # pooled
+
+
+def report_section(workdir: Path, dataset: str) -> str:
+    report = (workdir / "results/report.md").read_text()
+    return report.split(f"## {dataset}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_deleting_a_result_adding_a_model_and_adding_a_dataset_each_rerun_what_they_touch(
+    finished, tmp_path
+):
+    """Each change plans exactly the jobs it touches, and the rerun's report shows it."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished, workdir, symlinks=True)  # the shared run stays as it was
+
+    (workdir / "results/models/mnist/mob.pt").unlink()
+    assert planned_jobs(workdir, TINY) == model_jobs("mnist", "mob") | FINAL
+    snakemake(workdir, TINY)
+    assert (workdir / "results/models/mnist/mob.pt").exists()
+    assert "| mob |" in report_section(workdir, "mnist")
+
+    config = copy.deepcopy(TINY)
+    config["datasets"]["atari"]["models"].append("gmm_diag")
+    assert planned_jobs(workdir, config) == model_jobs("atari", "gmm_diag") | FINAL
+    snakemake(workdir, config)
+    assert "| gmm_diag |" in report_section(workdir, "atari")
+
+    config["datasets"]["digits"] = {**TINY["datasets"]["mnist"], "seed": 1, "models": ["mob"]}
+    planned = planned_jobs(workdir, config)
+    new_branch = {(rule, "dataset=digits") for rule in DATASET_RULES} | model_jobs("digits", "mob")
+    assert planned == new_branch | FINAL
+    snakemake(workdir, config)
+    assert "| mob |" in report_section(workdir, "digits")
+    assert planned_jobs(workdir, config) == set()  # and the provenance of every job is complete
+    assert "missing provenance" not in snakemake(workdir, config, "--dry-run").stdout
+
+
+def test_removing_a_model_reruns_only_the_report(finished):
+    config = copy.deepcopy(TINY)
+    config["datasets"]["atari"]["models"].remove("nade")
+    assert planned_jobs(finished, config) == FINAL

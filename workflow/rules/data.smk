@@ -8,6 +8,7 @@ rule prepare:
         sidecar=plan.path("sidecar"),
     params:
         spec=spec_json,
+        download=json.dumps(plan.download_settings(config.get("download")), sort_keys=True),
     log:
         plan.path("prepare_log"),
     benchmark:
@@ -16,5 +17,5 @@ rule prepare:
         "../../envs/arbench.yaml"
     shell:
         PYTHON
-        + " -m arbench.prepare --spec {params.spec:q} --resources resources "
-        "--out {output.data} > {log} 2>&1"
+        + " -m arbench.prepare --spec {params.spec:q} --download {params.download:q} "
+        "--resources resources --out {output.data} > {log} 2>&1"

@@ -1,5 +1,7 @@
 rule train:
-    """Fit one model on one dataset; neural models checkpoint every epoch and resume."""
+    """Fit one model on one dataset; neural models checkpoint and resume. The final checkpoint
+    is kept until the workflow succeeds (the Snakefile's onsuccess removes it), so that a job
+    that finished while Snakemake was being interrupted writes its model again without training."""
     input:
         data=plan.path("data"),
         code=model_code("train"),
@@ -23,7 +25,7 @@ rule train:
         + PYTHON
         + " -m arbench.train --data {input.data} --model {wildcards.model} "
         "--settings {params.settings:q} --out {output.model} --metrics {output.metrics} "
-        "--checkpoint {params.checkpoint} > {log} 2>&1"
+        "--checkpoint {params.checkpoint} --keep-checkpoint > {log} 2>&1"
 
 
 rule sample:

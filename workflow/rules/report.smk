@@ -24,7 +24,7 @@ rule metric_check:
     input:
         data=plan.path("data"),
         features=plan.path("features"),
-        code=code_files("arbench.quality"),
+        code=code_files("arbench.metric_check"),
     output:
         plan.path("metric_check"),
     params:
@@ -39,7 +39,7 @@ rule metric_check:
     shell:
         "OMP_NUM_THREADS={threads} "
         + PYTHON
-        + " -m arbench.quality --data {input.data} --features {input.features} --check "
+        + " -m arbench.metric_check --data {input.data} --features {input.features} "
         "--n {params.n} --out {output} > {log} 2>&1"
 
 

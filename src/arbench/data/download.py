@@ -4,7 +4,8 @@ A file at the destination path is therefore always whole and verified. A file a 
 there by hand (the way to continue without network) goes through the same checks; so does its
 gzip-compressed copy (`NAME.gz`) where the reader takes gzip. A transfer that slows to a trickle
 is cut off (less than `min_rate` bytes/s over `stall_window` seconds), as is one that outlasts
-`deadline` seconds, and retried.
+`deadline` seconds, and retried. Those limits and the number of attempts are the process's
+download policy (`configure`, from the config's `download` settings); a call may override them.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from arbench.files import remove_stale_parts, temporary_path
+from arbench.plan import DOWNLOAD_DEFAULTS, download_settings
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-STALL_WINDOW = 60.0  # seconds
-MIN_RATE = 1024  # bytes per second, averaged over a stall window
+# The policy of this process: arbench.plan.DOWNLOAD_DEFAULTS until `configure` is called.
+POLICY = dict(DOWNLOAD_DEFAULTS)
 HTML_PREFIXES = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 
 
@@ -41,6 +43,11 @@ class DownloadStalled(OSError):
 
 class VerificationError(ValueError):
     """The bytes are not what was expected; they are never left where they look complete."""
+
+
+def configure(settings: dict | None) -> None:
+    """Set this process's download policy from the config's `download` settings (checked)."""
+    POLICY.update(download_settings(settings))
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -129,12 +136,12 @@ def fetch(
     sha256: str | None = None,
     md5: str | None = None,
     validate: Callable[[Path], None] | None = None,
-    retries: int = 3,
+    retries: int | None = None,
     backoff: float = 2.0,
     timeout: float = 60.0,
-    stall_window: float = STALL_WINDOW,
-    min_rate: float = MIN_RATE,
-    deadline: float = 6 * 3600.0,
+    stall_window: float | None = None,
+    min_rate: float | None = None,
+    deadline: float | None = None,
     gzip_ok: bool = False,
 ) -> Path:
     """Return `dest`, downloading `url` to it first unless a verified copy is already there
@@ -142,8 +149,13 @@ def fetch(
 
     Transient failures (connection errors, truncated or stalled transfers, HTTP 5xx) are retried
     up to `retries` times with exponential backoff starting at `backoff` seconds. Content that
-    fails verification is refused at once: it would fail the same way again.
+    fails verification is refused at once: it would fail the same way again. Limits left None
+    are the process's `POLICY`.
     """
+    retries = POLICY["retries"] if retries is None else retries
+    stall_window = POLICY["stall_seconds"] if stall_window is None else stall_window
+    min_rate = POLICY["min_rate"] if min_rate is None else min_rate
+    deadline = 60 * POLICY["deadline_minutes"] if deadline is None else deadline
     dest = Path(dest)
     compressed = dest.with_name(dest.name + ".gz")
     placed = dest if dest.exists() or not gzip_ok or not compressed.exists() else compressed

@@ -41,6 +41,18 @@ def log_mean_exp(log_probs: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.logsumexp(log_probs, dim=dim) - math.log(log_probs.shape[dim])
 
 
+def check_components(model: str, components, images: int) -> None:
+    """Refuse a mixture with more components than training images before fitting anything: each
+    component needs images of its own (the fit would fail inside scikit-learn or PyTorch)."""
+    largest = max(components) if isinstance(components, list) else components
+    if largest > images:
+        raise ValueError(
+            f"{model} has components {components}, more than the {images} training images; "
+            f"set `components` of {model} (under `models:` or the dataset's `overrides:`) to at "
+            f"most {images}, or use a larger dataset"
+        )
+
+
 def checkpoint(model, state: dict) -> dict:
     """What every model saves: enough to rebuild it (name, shape, levels, config) and its state."""
     return {

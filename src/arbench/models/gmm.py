@@ -30,7 +30,8 @@ import torch
 from scipy.special import log_ndtr, logsumexp
 from sklearn.mixture import GaussianMixture
 
-from arbench.models.base import checkpoint
+from arbench.convergence import em_record
+from arbench.models.base import check_components, checkpoint
 from arbench.models.conditional import (
     PixelGaussianMixture,
     choose_components,
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 GMM_ATTRIBUTES = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 EXACT_COVARIANCES = ("diag", "spherical")
 # Streams of the dequantization noise: fitting and evaluating never share draws.
-FIT_STREAM, EVALUATE_STREAM = 0, 1
+FIT_STREAM, EVALUATE_STREAM, SUBSET_STREAM = 0, 1, 2
 
 
 def log_normal_mass(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -105,10 +106,30 @@ class GMM:
     def dequantize(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return (x.astype(np.float64) + rng.random(x.shape)) / self.levels
 
-    def fit(self, train, valid=None) -> dict:
+    def fitted_images(self, train) -> np.ndarray:
+        """The training images (N, D) EM is fitted to: all of them, or `fit_images` drawn at
+        random (EM with full covariances costs images x components x pixels^2 an iteration)."""
         x = np.asarray(train).reshape(len(train), -1)
+        limit = self.config["fit_images"]
+        if limit is not None and len(x) > limit:
+            rng = np.random.default_rng([self.config["seed"], SUBSET_STREAM])
+            x = x[np.sort(rng.choice(len(x), limit, replace=False))]
+        check_components(self.name, self.config["components"], len(x))
+        return x
+
+    def fit(self, train, valid=None) -> dict:
+        x = self.fitted_images(train)
         tried = self.fit_grid(self.dequantize(x, self.noise(FIT_STREAM)), valid)
-        return {"chosen": self.chosen, "grid": tried, "iterations": int(self.mixture.n_iter_)}
+        return {
+            "chosen": self.chosen,
+            "grid": tried,
+            "iterations": int(self.mixture.n_iter_),
+            "training": self.training_record(),
+        }
+
+    def training_record(self) -> dict:
+        """How the chosen fit's EM ended, with its last iteration's gain (nats/image)."""
+        return em_record(bool(self.mixture.converged_), list(self.mixture.lower_bounds_))
 
     def fit_grid(self, points: np.ndarray, valid) -> list[dict]:
         """Fit a mixture to `points` for every choice of the grid and keep the one with the
@@ -117,7 +138,14 @@ class GMM:
         for choice in self.grid():
             self.mixture = self.make(choice).fit(points)
             nll = float(-self.log_prob(valid).mean()) if valid is not None else math.nan
-            tried.append({**choice, "valid_nll": nll, "converged": bool(self.mixture.converged_)})
+            tried.append(
+                {
+                    **choice,
+                    "valid_nll": nll,
+                    "converged": bool(self.mixture.converged_),
+                    "iterations": int(self.mixture.n_iter_),
+                }
+            )
             log.info("%s %s: valid NLL %.3f", self.name, choice, nll)
             if best is None or nll < best[0]:
                 best = (nll, choice, self.mixture)

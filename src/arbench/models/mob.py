@@ -12,7 +12,8 @@ import math
 import numpy as np
 import torch
 
-from arbench.models.base import as_long_tensor, checkpoint
+from arbench.convergence import em_record
+from arbench.models.base import as_long_tensor, check_components, checkpoint
 from arbench.models.conditional import choose_components, discrete_conditional
 from arbench.plan import architecture_settings
 
@@ -43,26 +44,32 @@ class MixtureOfBernoullis:
         return x @ (log_p - log_q).t() + log_q.sum(1) + self.log_weights
 
     def fit(self, train, valid=None) -> dict:
+        check_components(self.name, self.config["components"], len(train))
         x = as_long_tensor(train).double()
         generator = torch.Generator().manual_seed(self.config["seed"])
         start = torch.randperm(len(x), generator=generator)[: self.config["components"]]
         alpha = self.config["smoothing"]
         self.probs = (x[start] + alpha) / (1 + 2 * alpha)
-        previous, iterations = -math.inf, 0
-        while iterations < self.config["max_iter"]:
-            iterations += 1
+        log_likelihoods, converged = [], False
+        while not converged and len(log_likelihoods) < self.config["max_iter"]:
             joint = self._component_log_prob(x)
             total = torch.logsumexp(joint, 1)
-            mean_ll = float(total.mean())
+            log_likelihoods.append(float(total.mean()))
             responsibilities = torch.exp(joint - total[:, None])
             counts = responsibilities.sum(0)
             self.log_weights = torch.log(counts / len(x))
             self.probs = (responsibilities.t() @ x + alpha) / (counts[:, None] + 2 * alpha)
-            if mean_ll - previous < self.config["tol"]:
-                break
-            previous = mean_ll
+            converged = (
+                len(log_likelihoods) > 1
+                and log_likelihoods[-1] - log_likelihoods[-2] < self.config["tol"]
+            )
+        iterations, mean_ll = len(log_likelihoods), log_likelihoods[-1]
         log.info("mixture of Bernoullis: %d EM iterations, train NLL %.2f", iterations, -mean_ll)
-        return {"iterations": iterations, "train_nll": -mean_ll}
+        return {
+            "iterations": iterations,
+            "train_nll": -mean_ll,
+            "training": em_record(converged, log_likelihoods),
+        }
 
     def log_prob(self, x) -> torch.Tensor:
         return torch.logsumexp(self._component_log_prob(as_long_tensor(x).double()), 1)

@@ -69,7 +69,7 @@ class PCAGMM(GMM):
         return self.mixture.score_samples(z) - np.log(self.scale).sum() + log_residual
 
     def fit(self, train, valid=None) -> dict:
-        x = np.asarray(train).reshape(len(train), -1)
+        x = self.fitted_images(train)
         y = self.dequantize(x, self.noise(FIT_STREAM))
         self.mean = y.mean(0)
         _, singular, rows = np.linalg.svd(y - self.mean, full_matrices=False)
@@ -94,6 +94,7 @@ class PCAGMM(GMM):
             "principal_components": kept,
             "variance_kept": float(eigenvalues[:kept].sum() / total),
             "residual_variance": self.residual_variance,
+            "training": self.training_record(),
         }
 
     def pixel_mixture(self) -> PixelGaussianMixture:

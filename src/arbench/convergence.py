@@ -1,0 +1,115 @@
+"""How a training run ended, and whether it had finished learning when it did.
+
+Every fit records how it ended: a network by early stopping (its valid NLL had not improved for
+`patience` epochs), by its epoch cap, or by its time cap (`max_minutes`), and how many times it
+was interrupted and resumed; an EM fit by reaching its convergence tolerance or by its iteration
+cap. Beside it, the rate at which its NLL was still falling when it ended, in nats per image per
+epoch (per EM iteration): for a network, the fall of its best valid NLL so far over the last
+`WINDOW` epochs, divided by the epochs; for EM, the gain of the training log-likelihood in its
+last iteration.
+
+A run is *unfinished* when a cap ended it while that rate exceeded `TOLERANCE` of its best valid
+NLL per epoch: such a model is not judged (`arbench.verdict`). The tolerance is relative because
+what an improvement is worth depends on the data: a nat is a lot on binarized Atari frames (about
+30 nats an image) and nothing on 8-bit faces (thousands). Early stopping and EM's own
+convergence end a run finished by definition; early stopping counts an epoch as an improvement
+only when it lowers the best valid NLL by more than the same tolerance, so that a creep below it
+(a decayed learning rate, a moving average) ends training instead of holding it at its cap.
+"""
+
+from __future__ import annotations
+
+import math
+
+WINDOW = 5  # epochs over which a network's improvement rate is measured
+TOLERANCE = 5e-4  # of the best valid NLL, per epoch (or EM iteration): slower is a plateau
+
+EARLY_STOPPING = "early stopping"
+EPOCH_CAP = "epoch cap"
+TIME_CAP = "time cap"
+CONVERGED = "converged"
+ITERATION_CAP = "iteration cap"
+FINISHED = (EARLY_STOPPING, CONVERGED)
+
+RULE = (
+    "A model whose training was ended by a cap (its epochs, its minutes, or EM's iterations) "
+    f"while its NLL was still falling by more than {TOLERANCE:.2%} of its best valid NLL per "
+    "epoch (per iteration for EM) has not finished learning, and a comparison that includes it is "
+    "*not decided*. A network's rate is the fall of its best valid NLL over its last "
+    f"{WINDOW} epochs, per epoch; EM's, the gain of its training log-likelihood in its last "
+    "iteration. Early stopping (no epoch lowering the best valid NLL by more than that "
+    "tolerance for `patience` epochs) and EM's own convergence end a run finished."
+)
+
+
+def improvement_rate(valid_nlls: list[float], window: int = WINDOW) -> float | None:
+    """Nats per epoch by which the best valid NLL so far fell over the last `window` epochs
+    (over all but the first where fewer ran); None after a single epoch."""
+    if len(valid_nlls) < 2:
+        return None
+    span = min(window, len(valid_nlls) - 1)
+    best = list(valid_nlls)
+    for i in range(1, len(best)):
+        best[i] = min(best[i], best[i - 1])
+    return float(best[-1 - span] - best[-1]) / span
+
+
+def network_record(ended_by: str, valid_nlls: list[float], resumed: int = 0) -> dict:
+    return {
+        "ended_by": ended_by,
+        "improvement_per_epoch": improvement_rate(valid_nlls),
+        "epochs": len(valid_nlls),
+        "resumed": resumed,
+        "best_valid_nll": float(min(valid_nlls)),
+    }
+
+
+def em_record(converged: bool, log_likelihoods: list[float]) -> dict:
+    """The record of an EM fit from its mean training log-likelihood after each iteration (the
+    train stage adds the fitted model's `best_valid_nll`)."""
+    last_gain = None
+    if len(log_likelihoods) >= 2:
+        last_gain = float(log_likelihoods[-1] - log_likelihoods[-2])
+    return {
+        "ended_by": CONVERGED if converged else ITERATION_CAP,
+        "improvement_per_epoch": last_gain,
+        "epochs": len(log_likelihoods),
+        "resumed": 0,
+    }
+
+
+def tolerance(nll: float) -> float:
+    """The improvement, nats per image per epoch, below which a run whose best valid NLL is
+    `nll` has plateaued."""
+    return TOLERANCE * abs(nll) if math.isfinite(nll) else math.inf
+
+
+def unfinished(record: dict | None) -> bool:
+    """Whether a cap ended the run while it was still improving faster than the tolerance (a
+    run without a record, or whose rate could not be measured, counts as unfinished)."""
+    if record is None:
+        return True
+    if record["ended_by"] in FINISHED:
+        return False
+    rate = record["improvement_per_epoch"]
+    if rate is None or not math.isfinite(rate):
+        return True
+    return rate > tolerance(record.get("best_valid_nll", math.nan))
+
+
+def describe(record: dict | None) -> str:
+    """How a run ended, in a few words: 'early stopping after 42 epochs (resumed once)'."""
+    if record is None:
+        return "not recorded"
+    unit = "iterations" if record["ended_by"] in (CONVERGED, ITERATION_CAP) else "epochs"
+    text = f"{record['ended_by']} after {record['epochs']} {unit}"
+    resumed = record.get("resumed", 0)
+    if resumed:
+        text += f" (resumed {'once' if resumed == 1 else f'{resumed} times'})"
+    return text
+
+
+def rate_text(record: dict | None) -> str:
+    if record is None or record["improvement_per_epoch"] is None:
+        return "unknown"
+    return f"{record['improvement_per_epoch']:.3g}"

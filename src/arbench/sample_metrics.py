@@ -1,0 +1,244 @@
+"""The sample-quality metrics: how far a set of images lies from real ones, each with its math.
+
+- **Fréchet distance** between Gaussians fitted to the features of two sets (the FID formula),
+  and the **kernel distance** (KID: the unbiased squared maximum mean discrepancy with the cubic
+  polynomial kernel, Bińkowski et al. 2018).
+- **Precision and recall** (Kynkäänniemi et al. 2019) and **density and coverage** (Naeem et al.
+  2020) with k-NN balls: fidelity (do the samples lie where real images do?) and diversity (do
+  they reach everywhere real images do?) measured apart.
+- **Classifier two-sample test** (Lopez-Paz & Oquab 2017): a small convolutional network, the
+  same capacity and training budget for every set, trained to tell a set from as many real
+  images; its cross-validated accuracy (0.5: indistinguishable; 1: always told apart), with a
+  binomial standard error.
+- **Diversity** (mean distance between two images of a set), and the **nearest** training image
+  of each image (novelty, copies).
+- The **PCA** feature space: the top principal components of the training pixels, kept to show
+  what linear features miss (a Gaussian model matches their mean and covariance by
+  construction).
+
+`METRICS` names those that vote, which way is better, and what each measures; `better_by` is the
+one signed gap between two measurements that the metric check and the verdict both use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from arbench.features import scaled
+
+COMPONENTS = 32
+
+FIT_IMAGES = 10_000
+
+K = 5
+
+C2ST = {"folds": 3, "epochs": 30, "batch_size": 64, "lr": 2e-3, "seed": 0}
+
+SPACES = ("learned", "random", "pca")
+
+# metric -> (which way is better, what it measures); only these vote
+METRICS = {
+    **{f"frechet_{space}": ("lower", "fidelity") for space in SPACES},
+    **{f"kid_{space}": ("lower", "fidelity") for space in SPACES},
+    "precision": ("higher", "fidelity"),
+    "density": ("higher", "fidelity"),
+    "c2st_accuracy": ("lower", "fidelity"),
+    "recall": ("higher", "diversity"),
+    "coverage": ("higher", "diversity"),
+}
+
+
+class TooFewImages(ValueError):
+    """A measurement was asked of fewer images than it needs."""
+
+
+def flat(images: np.ndarray, levels: int) -> np.ndarray:
+    """(N, C, H, W) levels -> (N, D) float64 in [0, 1]."""
+    return images.reshape(len(images), -1).astype(np.float64) / (levels - 1)
+
+
+@dataclass
+class FeatureSpace:
+    """Projection onto the top principal components of a reference set of images."""
+
+    mean: np.ndarray
+    components: np.ndarray  # (k, D)
+
+    @classmethod
+    def fit(cls, pixels: np.ndarray, components: int = COMPONENTS, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        if len(pixels) > FIT_IMAGES:
+            pixels = pixels[rng.choice(len(pixels), FIT_IMAGES, replace=False)]
+        mean = pixels.mean(0)
+        _, _, rows = np.linalg.svd(pixels - mean, full_matrices=False)
+        return cls(mean, rows[: min(components, len(rows))])
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return (pixels - self.mean) @ self.components.T
+
+
+def psd_eigenvalues_root(values: np.ndarray) -> np.ndarray:
+    """Square roots of a positive semi-definite matrix's computed eigenvalues. Those within
+    rounding of zero (either sign) count as zero: the square root would blow their noise up to
+    the square root of machine precision."""
+    noise = np.abs(values).max(initial=0.0) * len(values) * np.finfo(values.dtype).eps
+    return np.sqrt(np.where(values > noise, values, 0.0))
+
+
+def psd_root(matrix: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix."""
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * psd_eigenvalues_root(values)) @ vectors.T
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of Gaussians fitted to rows.
+
+    tr (S_a S_b)^(1/2) is taken as tr (R S_b R)^(1/2) with R = S_a^(1/2): the same eigenvalues,
+    but of a symmetric matrix, so singular covariances (few or repeated images) stay exact where
+    a general matrix square root returns NaN."""
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root_a = psd_root(cov_a)
+    inner = root_a @ cov_b @ root_a
+    trace_root = psd_eigenvalues_root(np.linalg.eigvalsh((inner + inner.T) / 2)).sum()
+    value = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+    return float(max(value, 0.0))  # rounding can take an exact zero slightly negative
+
+
+def kernel_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """KID: unbiased squared MMD with the kernel (x.y / d + 1)^3 (Bińkowski et al. 2018).
+    Zero in expectation for two samples of one distribution; may come out slightly negative."""
+    if len(a) < 2 or len(b) < 2:
+        raise TooFewImages(f"the kernel distance needs at least 2 images a set, got {len(a)}")
+    d = a.shape[1]
+
+    def kernel(x, y):
+        return (x @ y.T / d + 1) ** 3
+
+    kaa, kbb, kab = kernel(a, a), kernel(b, b), kernel(a, b)
+    m, n = len(a), len(b)
+    within_a = (kaa.sum() - np.trace(kaa)) / (m * (m - 1))
+    within_b = (kbb.sum() - np.trace(kbb)) / (n * (n - 1))
+    return float(within_a + within_b - 2 * kab.mean())
+
+
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.maximum(d, 0.0)
+
+
+def knn_radii(points: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row to its k-th nearest other row."""
+    if len(points) <= k:
+        raise TooFewImages(
+            f"k-NN measures with k = {k} need more than {k} images, got {len(points)}"
+        )
+    distances = np.sqrt(squared_distances(points, points))
+    np.fill_diagonal(distances, np.inf)
+    return np.partition(distances, k - 1, axis=1)[:, k - 1]
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = K) -> dict[str, float]:
+    """Precision, recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020)
+    of the `fake` rows against the `real` rows, with k-NN balls."""
+    real_radii, fake_radii = knn_radii(real, k), knn_radii(fake, k)
+    between = np.sqrt(squared_distances(real, fake))  # (real, fake)
+    inside_real = between <= real_radii[:, None]  # fake j inside the ball of real i
+    return {
+        "precision": float(inside_real.any(0).mean()),
+        "recall": float((between <= fake_radii[None, :]).any(1).mean()),
+        "density": float(inside_real.sum() / (k * fake.shape[0])),
+        "coverage": float((between.min(1) <= real_radii).mean()),
+    }
+
+
+def diversity(features: np.ndarray) -> float:
+    """Mean distance between two different rows."""
+    n = len(features)
+    if n < 2:
+        return 0.0
+    distances = np.sqrt(squared_distances(features, features))
+    return float(distances.sum() / (n * (n - 1)))
+
+
+def nearest(pixels: np.ndarray, reference: np.ndarray, chunk: int = 2048):
+    """For each row of `pixels`: (RMS pixel distance to the nearest row of `reference`, its
+    index)."""
+    best = np.full(len(pixels), np.inf)
+    index = np.zeros(len(pixels), dtype=np.int64)
+    for start in range(0, len(reference), chunk):
+        block = squared_distances(pixels, reference[start : start + chunk])
+        closest = block.argmin(1)
+        value = block[np.arange(len(pixels)), closest]
+        better = value < best
+        best[better], index[better] = value[better], closest[better] + start
+    # The expanded form above rounds; the winners' distances are recomputed exactly, so that a
+    # copy is at distance 0, not 1e-9.
+    exact = ((pixels - reference[index]) ** 2).mean(1)
+    return np.sqrt(exact), index
+
+
+class Discriminator(torch.nn.Module):
+    """The two-sample test's classifier: two stride-2 convolutions and a linear read-out."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(channels, 16, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(128, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+def two_sample_test(candidates: np.ndarray, real: np.ndarray, levels: int) -> dict:
+    """Cross-validated accuracy of a classifier telling `candidates` from `real` (as many of
+    each), with its binomial standard error."""
+    n = min(len(candidates), len(real))
+    if n < C2ST["folds"]:
+        raise TooFewImages(f"the two-sample test needs {C2ST['folds']} images a set, got {n}")
+    x = scaled(np.concatenate([candidates[:n], real[:n]]), levels)
+    y = torch.cat([torch.ones(n), torch.zeros(n)])
+    generator = torch.Generator().manual_seed(C2ST["seed"])
+    folds = torch.randperm(2 * n, generator=generator).chunk(C2ST["folds"])
+    correct = 0
+    for fold, held_out in enumerate(folds):
+        train = torch.cat([f for i, f in enumerate(folds) if i != fold])
+        torch.manual_seed(C2ST["seed"] + fold)
+        model = Discriminator(x.shape[1])
+        optimizer = torch.optim.Adam(model.parameters(), lr=C2ST["lr"])
+        for _ in range(C2ST["epochs"]):
+            order = train[torch.randperm(len(train), generator=generator)]
+            for start in range(0, len(order), C2ST["batch_size"]):
+                batch = order[start : start + C2ST["batch_size"]]
+                loss = F.binary_cross_entropy_with_logits(model(x[batch]), y[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        with torch.inference_mode():
+            correct += int(((model(x[held_out]) > 0).float() == y[held_out]).sum())
+    accuracy = correct / (2 * n)
+    return {
+        "value": accuracy,
+        "se": math.sqrt(max(accuracy * (1 - accuracy), 1e-12) / (2 * n)),
+    }
+
+
+def better_by(metric: str, first: dict, second: dict) -> tuple[float, float]:
+    """How much better `first` is than `second` by `metric` (negative: worse), and its SE."""
+    gap = first["value"] - second["value"]
+    if METRICS[metric][0] == "lower":
+        gap = -gap
+    return gap, math.hypot(first["se"], second["se"])
