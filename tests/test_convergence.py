@@ -14,6 +14,12 @@ def test_a_rising_valid_nll_after_the_best_epoch_is_a_rate_of_zero():
     assert convergence.improvement_rate([5, 4, 3, 3.1, 3.2, 3.3, 3.4, 3.5]) == 0.0
 
 
+def test_with_sparse_validations_the_rate_spans_the_validated_epochs():
+    # validated at epochs 3, 6, 9, 12: the last validation at least 5 epochs before 12 is 6
+    nlls = [None, None, 10.0, None, None, 9.0, None, None, 8.5, None, None, 8.2]
+    assert convergence.improvement_rate(nlls) == pytest.approx((9.0 - 8.2) / 6)
+
+
 def test_fewer_epochs_than_the_window_use_all_but_the_first_and_one_epoch_gives_none():
     assert convergence.improvement_rate([10, 8, 7]) == pytest.approx(1.5)
     assert convergence.improvement_rate([10]) is None

@@ -350,3 +350,48 @@ def test_averaging_validates_and_saves_the_parameter_average(tiny_data, tmp_path
 def test_averaging_outside_zero_to_one_is_refused(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="averaging"):
         train(tiny_data, "made", {"epochs": 1, "averaging": 1.5}, tmp_path / "m.pt")
+
+
+def test_validating_every_few_epochs_keeps_early_stopping_to_the_validated_epochs(
+    tiny_data, tmp_path
+):
+    settings = {"hidden": [32], "batch_size": 32, "lr": 0.05, "epochs": 40, "patience": 6}
+    summary = train(
+        tiny_data, "made", {**settings, "validate_every": 3}, tmp_path / "m.pt", tmp_path / "m.csv"
+    )
+    epochs = [int(e) for e in read_column(tmp_path / "m.csv", "epoch")]
+    valid = read_column(tmp_path / "m.csv", "valid_nll")
+    assert [e for e, v in zip(epochs, valid, strict=True) if v] == [
+        e for e in epochs if e % 3 == 0 or e == 40
+    ]
+    record = summary["training"]
+    assert summary["best_epoch"] % 3 == 0  # the kept parameters are a validated epoch's
+    if record["ended_by"] == convergence.EARLY_STOPPING:
+        assert epochs[-1] % 3 == 0  # judged at a validation
+    assert record["improvement_per_epoch"] is not None
+    with pytest.raises(ValueError, match="patience 2 is shorter than validate_every 3"):
+        train(
+            tiny_data, "made", {**settings, "validate_every": 3, "patience": 2}, tmp_path / "x.pt"
+        )
+
+
+def test_how_training_ended_reaches_the_evaluate_stages_output(tiny_data, tmp_path):
+    settings = '{"hidden": [16], "epochs": 2, "batch_size": 32, "lr": 0.001}'
+    stage = [sys.executable, "-m"]
+    subprocess.run(
+        [*stage, "arbench.train", "--data", str(tiny_data), "--model", "made"]
+        + ["--settings", settings, "--out", str(tmp_path / "m.pt")],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*stage, "arbench.evaluate", "--data", str(tiny_data), "--model", str(tmp_path / "m.pt")]
+        + ["--out", str(tmp_path / "m.json")],
+        check=True,
+        capture_output=True,
+    )
+    import json
+
+    record = json.loads((tmp_path / "m.json").read_text())["training"]
+    assert record["ended_by"] == convergence.EPOCH_CAP and record["epochs"] == 2
+    assert convergence.unfinished(record)  # two epochs of a slow learning rate: still falling

@@ -42,16 +42,24 @@ RULE = (
 )
 
 
-def improvement_rate(valid_nlls: list[float], window: int = WINDOW) -> float | None:
+def improvement_rate(valid_nlls: list[float | None], window: int = WINDOW) -> float | None:
     """Nats per epoch by which the best valid NLL so far fell over the last `window` epochs
-    (over all but the first where fewer ran); None after a single epoch."""
-    if len(valid_nlls) < 2:
+    (from the first validation where fewer ran). `valid_nlls[e - 1]` is epoch e's, None where
+    the epoch was not validated: the rate is then taken from the last validation at least
+    `window` epochs before the last one. None before two validations."""
+    validated = [(e, nll) for e, nll in enumerate(valid_nlls, 1) if nll is not None]
+    if len(validated) < 2:
         return None
-    span = min(window, len(valid_nlls) - 1)
-    best = list(valid_nlls)
-    for i in range(1, len(best)):
-        best[i] = min(best[i], best[i - 1])
-    return float(best[-1 - span] - best[-1]) / span
+    best, lowest = [], math.inf
+    for epoch, nll in validated:
+        lowest = min(lowest, nll)
+        best.append((epoch, lowest))
+    last_epoch, last_best = best[-1]
+    start_epoch, start_best = best[0]
+    for epoch, value in best:
+        if epoch <= last_epoch - window:
+            start_epoch, start_best = epoch, value
+    return float(start_best - last_best) / (last_epoch - start_epoch)
 
 
 def network_record(ended_by: str, valid_nlls: list[float], resumed: int = 0) -> dict:
@@ -60,7 +68,7 @@ def network_record(ended_by: str, valid_nlls: list[float], resumed: int = 0) -> 
         "improvement_per_epoch": improvement_rate(valid_nlls),
         "epochs": len(valid_nlls),
         "resumed": resumed,
-        "best_valid_nll": float(min(valid_nlls)),
+        "best_valid_nll": float(min(nll for nll in valid_nlls if nll is not None)),
     }
 
 

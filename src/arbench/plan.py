@@ -31,6 +31,9 @@ TRAINING_DEFAULTS = {
     "lr_decay": 1.0,
     "patience": 10,
     "max_minutes": None,
+    # Epochs between two validations; early stopping is judged at validations, so patience must
+    # be at least this (the last epoch is always validated)
+    "validate_every": 1,
     # Minutes between two checkpoints (0: after every epoch); a signal or the end saves one too.
     "checkpoint_minutes": 5.0,
     "weight_decay": 0.0,

@@ -63,10 +63,15 @@ def sample_panels(
 
 
 def read_curves(path: Path) -> dict[str, list[float]]:
+    """Per epoch its train NLL, and per validated epoch (`valid_epoch`) its valid NLL."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
+    validated = [r for r in rows if r["valid_nll"]]
     return {
-        key: [float(r[key]) for r in rows if r[key]] for key in ("epoch", "train_nll", "valid_nll")
+        "epoch": [float(r["epoch"]) for r in rows],
+        "train_nll": [float(r["train_nll"]) for r in rows],
+        "valid_epoch": [float(r["epoch"]) for r in validated],
+        "valid_nll": [float(r["valid_nll"]) for r in validated],
     }
 
 
@@ -76,7 +81,7 @@ def training_curves(curves: dict[str, Path], title: str, out: Path) -> list[Path
     for index, (name, path) in enumerate(curves.items()):
         curve = read_curves(path)
         colour = f"C{index}"
-        axis.plot(curve["epoch"], curve["valid_nll"], color=colour, label=f"{name} valid")
+        axis.plot(curve["valid_epoch"], curve["valid_nll"], color=colour, label=f"{name} valid")
         axis.plot(
             curve["epoch"], curve["train_nll"], color=colour, linestyle="--", label=f"{name} train"
         )

@@ -33,13 +33,21 @@ from arbench.checkpoints import resolve_device
 from arbench.cli import Terminated, json_object, run_stage, stage_parser
 from arbench.data.format import load_dataset
 from arbench.files import atomic_write
-from arbench.plan import build_model, model_entry, split_settings
+from arbench.plan import SettingsError, build_model, model_entry, split_settings
 
 log = logging.getLogger("arbench.train")
 
 # Settings a killed run may be resumed with changed: they steer when to stop and where to run,
 # not the state a checkpoint holds.
-RESUMABLE_CHANGES = ("epochs", "patience", "max_minutes", "checkpoint_minutes", "device", "threads")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "patience",
+    "max_minutes",
+    "checkpoint_minutes",
+    "validate_every",
+    "device",
+    "threads",
+)
 METRIC_FIELDS = ["epoch", "train_nll", "valid_nll", "lr", "seconds", "images_per_second"]
 
 
@@ -154,7 +162,8 @@ class StopRequest:
 
 def ended_by(state: dict, training: dict, deadline: float | None) -> str | None:
     """Why training must end before another epoch, or None to go on."""
-    if state["epoch"] - state["improved_epoch"] >= training["patience"]:
+    # judged at validations only: the epochs after the last one have not been looked at yet
+    if state["validated_epoch"] - state["improved_epoch"] >= training["patience"]:
         return convergence.EARLY_STOPPING
     if state["epoch"] >= training["epochs"]:
         return convergence.EPOCH_CAP
@@ -199,6 +208,7 @@ def train_neural(
         # the last epoch that lowered the best valid NLL by more than the convergence tolerance:
         # patience counts from it, so that a creep smaller than the tolerance ends training
         "improved_epoch": 0,
+        "validated_epoch": 0,
         "best_state": None,
         "metrics": [],
         "resumed": 0,
@@ -227,7 +237,15 @@ def train_neural(
         if averaged is not None:
             averaged.load_state_dict(saved["averaged"])
         restore_rng_states(saved["rng"], generator)
-        state = saved["progress"]
+        # a checkpoint of an older arbench lacks what later versions record
+        state = {
+            "improved_epoch": saved["progress"]["best_epoch"],
+            "validated_epoch": saved["progress"]["epoch"],
+            "resumed": 0,
+            "ended_by": None,
+            "partial": None,
+            **saved["progress"],
+        }
         if state["ended_by"] is None:
             state["resumed"] += 1
         log.info("resuming from %s %s", checkpoint_path, position(state))
@@ -247,6 +265,12 @@ def train_neural(
         )
         return time.monotonic()
 
+    if training["patience"] < training["validate_every"]:
+        raise SettingsError(
+            f"patience {training['patience']} is shorter than validate_every "
+            f"{training['validate_every']}: early stopping judges only validated epochs, so "
+            "patience must span at least one validation; raise patience or validate more often"
+        )
     batch_size = training["batch_size"]
     steps = math.ceil(len(train_x) / batch_size)
     interval = 60 * training["checkpoint_minutes"]
@@ -304,8 +328,11 @@ def train_neural(
                 total += loss.item() * len(batch)
             seconds += time.perf_counter() - started
             validated = model if averaged is None else averaged.module
-            validated.eval()
-            valid_nll = mean_nll(validated, valid_x)
+            validating = epoch % training["validate_every"] == 0 or epoch == training["epochs"]
+            valid_nll = None
+            if validating:
+                validated.eval()
+                valid_nll = mean_nll(validated, valid_x)
             row = {
                 "epoch": epoch,
                 "train_nll": total / len(train_x),
@@ -317,21 +344,23 @@ def train_neural(
             scheduler.step()
             state["metrics"].append(row)
             state["epoch"] = epoch
-            if valid_nll < state["best_nll"] - convergence.tolerance(state["best_nll"]):
-                state["improved_epoch"] = epoch
-            if valid_nll < state["best_nll"]:
-                state["best_nll"], state["best_epoch"] = valid_nll, epoch
-                state["best_state"] = copy.deepcopy(
-                    {
-                        k: v.detach().cpu() if torch.is_tensor(v) else v
-                        for k, v in validated.state_dict().items()
-                    }
-                )
+            if validating:
+                state["validated_epoch"] = epoch
+                if valid_nll < state["best_nll"] - convergence.tolerance(state["best_nll"]):
+                    state["improved_epoch"] = epoch
+                if valid_nll < state["best_nll"]:
+                    state["best_nll"], state["best_epoch"] = valid_nll, epoch
+                    state["best_state"] = copy.deepcopy(
+                        {
+                            k: v.detach().cpu() if torch.is_tensor(v) else v
+                            for k, v in validated.state_dict().items()
+                        }
+                    )
             log.info(
-                "epoch %d: train %.3f, valid %.3f nats (best %.3f at epoch %d), %.0f images/s",
+                "epoch %d: train %.3f, valid %s nats (best %.3f at epoch %d), %.0f images/s",
                 epoch,
                 row["train_nll"],
-                valid_nll,
+                "-" if valid_nll is None else f"{valid_nll:.3f}",
                 state["best_nll"],
                 state["best_epoch"],
                 row["images_per_second"],
