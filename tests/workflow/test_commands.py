@@ -92,22 +92,34 @@ def test_every_change_one_thing_command_of_the_readme_plans_what_it_says():
         assert settings["mnist", "nade"]["hidden"] == 300
 
 
-def test_the_full_config_is_exactly_the_full_config():
-    full = yaml.safe_load((REPO / "config" / "full.yaml").read_text())
-    output = dry_run("--configfile", "config/full.yaml")
+@pytest.mark.parametrize("name", ["full.yaml", "study.yaml"])
+def test_a_shipped_config_file_is_exactly_what_it_says(name):
+    written_config = yaml.safe_load((REPO / "config" / name).read_text())
+    output = dry_run("--configfile", f"config/{name}")
     specs = prepare_specs(output)
-    assert set(specs) == set(full["datasets"])  # anime is no longer optional, nor left out
+    assert set(specs) == set(written_config["datasets"])  # anime neither optional nor left out
     assert set(specs["mnist"]) == {"source", "url"}  # no binarize or split from the default run
     settings = train_settings(output)
-    assert {d for d, _ in settings} == set(full["datasets"])
-    for (dataset, model), given in settings.items():
+    assert {d for d, _ in settings} == set(written_config["datasets"])
+    for (dataset, run), given in settings.items():
+        model = plan.replicate_of(run)[0]
         written = {
-            **full["models"].get(model, {}),
-            **full["datasets"][dataset].get("overrides", {}).get(model, {}),
+            **written_config["models"].get(model, {}),
+            **written_config["datasets"][dataset].get("overrides", {}).get(model, {}),
         }
         for key, value in written.items():
-            assert given[key] == value and type(given[key]) is type(value), (dataset, model, key)
-    assert settings["atari", "nade"]["hidden"] == full["models"]["nade"]["hidden"]
+            assert given[key] == value and type(given[key]) is type(value), (dataset, run, key)
+
+
+def test_the_study_trains_nade_and_made_with_two_seeds_and_each_mixture_once():
+    study = yaml.safe_load((REPO / "config" / "study.yaml").read_text())
+    settings = train_settings(dry_run("--configfile", "config/study.yaml"))
+    for dataset, entry in study["datasets"].items():
+        for model in entry["models"]:
+            runs = sorted(run for d, run in settings if d == dataset and run.startswith(model))
+            runs = [run for run in runs if plan.replicate_of(run)[0] == model]
+            expected = 2 if plan.MODELS[model].neural else 1
+            assert [settings[dataset, run]["seed"] for run in runs] == list(range(expected))
 
 
 def test_a_users_config_file_runs_only_what_it_names(tmp_path):
@@ -134,14 +146,14 @@ def test_nested_overrides_of_the_full_config_keep_their_types():
     assert counts == {"50"}
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "full.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "full.yaml", "study.yaml"])
 def test_every_setting_reaches_the_model_and_optimizer_with_its_type(name, tmp_path, monkeypatch):
     """Runs each train command the rule would run, in this process, up to the point where the
     model and its optimizer exist, and compares what they got with what the YAML says."""
     config = yaml.safe_load((REPO / "config" / name).read_text())
     commands = shell_commands(dry_run("--configfile", f"config/{name}"), "train")
-    runs = config.get("replicates", 1)
-    assert len(commands) == runs * sum(len(e["models"]) for e in config["datasets"].values())
+    planned, _ = plan.datasets_in_run(config)
+    assert len(commands) == sum(len(runs) for runs in planned.values())
     images = (np.random.default_rng(0).random((30, 1, 2, 2)) < 0.5).astype(np.uint8)
     splits = {"train": images, "valid": images, "test": images}
     data = save_dataset(tmp_path / "d.npz", splits, 2, {"source": "test"})

