@@ -131,6 +131,27 @@ def test_a_signal_mid_epoch_checkpoints_there_and_the_run_resumes_bit_for_bit(
     assert summary["training"]["resumed"] == 1
 
 
+def test_a_signal_while_an_epochs_curve_is_written_still_leaves_a_checkpoint(
+    tiny_data, tmp_path, monkeypatch
+):
+    """The signal comes after the epoch's checkpoint decision: it is seen at the next step."""
+    from arbench import train as train_module
+
+    config = {**CONFIGS["made"], "checkpoint_minutes": 60.0}
+    original = train_module.write_metrics
+
+    def signalled_while_writing(path, rows):
+        original(path, rows)
+        if len(rows) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(train_module, "write_metrics", signalled_while_writing)
+    checkpoint = tmp_path / "m.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_data, "made", config, tmp_path / "m.pt", tmp_path / "m.csv", checkpoint)
+    assert position(load_checkpoint(checkpoint)["progress"]) == "in epoch 3 at step 1"
+
+
 def test_checkpoints_are_written_on_their_interval_not_every_epoch(
     tiny_data, tmp_path, monkeypatch
 ):
@@ -162,12 +183,15 @@ def test_a_kept_final_checkpoint_writes_the_model_again_without_training(
     assert checkpoint.exists()  # kept: the workflow removes it once the run succeeded
     assert load_checkpoint(checkpoint)["progress"]["ended_by"] == convergence.EPOCH_CAP
     first_state = final_state(tmp_path / "m.pt")
+    curve = (tmp_path / "m.csv").read_text()
     (tmp_path / "m.pt").unlink()
+    (tmp_path / "m.csv").unlink()  # Snakemake removes both outputs of an interrupted job
     caplog.clear()
     again = train(tiny_data, "made", config, tmp_path / "m.pt", tmp_path / "m.csv", checkpoint)
     assert f"resuming from {checkpoint} after its last epoch (4; epoch cap)" in caplog.text
     assert "epoch 1:" not in caplog.text  # nothing trained again
     assert again["training"] == first["training"]
+    assert (tmp_path / "m.csv").read_text() == curve
     for key, value in final_state(tmp_path / "m.pt").items():
         if isinstance(value, torch.Tensor):
             assert torch.equal(value, first_state[key])

@@ -365,13 +365,17 @@ def train_neural(
                 state["best_epoch"],
                 row["images_per_second"],
             )
-            if stop.signal is not None or time.monotonic() - last_saved >= interval:
+            # read once: a signal that comes after this is seen at the next step, and saved there
+            stopping = stop.signal is not None
+            if stopping or time.monotonic() - last_saved >= interval:
                 last_saved = save_checkpoint()
             write_metrics(metrics_path, state["metrics"])
-            if stop.signal is not None:
+            if stopping:
                 log.info("stopped after epoch %d", epoch)
                 stop.stop()
     state["ended_by"] = reason
+    # a run resumed after its last epoch trains none, and its curve must be written again too
+    write_metrics(metrics_path, state["metrics"])
     if keep_checkpoint:
         save_checkpoint()
     record = convergence.network_record(

@@ -146,13 +146,19 @@ def test_training_cancelled_by_slurm_resumes_from_its_checkpoint(cluster, tiny_d
     cluster.scancel(first)
     assert cluster.wait(first) == "CANCELLED"
     assert not killed.exists(), "a cancelled job must not leave a model behind"
-    cancelled_at = load_checkpoint(checkpoint)["progress"]["epoch"]
-    assert 1 <= cancelled_at < 40, "the job should be cancelled mid-training"
+    progress = load_checkpoint(checkpoint)["progress"]
+    assert 1 <= progress["epoch"] < 40, "the job should be cancelled mid-training"
+    # SIGTERM is caught between two steps: the checkpoint holds the epoch's position in it
+    position = (
+        f"in epoch {progress['epoch'] + 1} at step {progress['partial']['step'] + 1}"
+        if progress["partial"]
+        else f"after epoch {progress['epoch']}"
+    )
 
     second = cluster.sbatch("--gpus=1", "--output=second.log", str(script), cwd=tmp_path)
     assert cluster.wait(second) == "COMPLETED", (tmp_path / "second.log").read_text()
     log = (tmp_path / "second.log").read_text()
-    assert f"resuming from {checkpoint} after epoch {cancelled_at}" in log
+    assert f"resuming from {checkpoint} {position}" in log
     ours, theirs = load_checkpoint(killed)["state"], load_checkpoint(straight)["state"]
     for key, value in theirs.items():
         if isinstance(value, torch.Tensor):
