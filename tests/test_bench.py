@@ -39,3 +39,35 @@ def test_the_gpu_run_measures_every_job_at_tiny_sizes_on_the_cpu(shared_data, tm
         "made.metrics.csv",
         "nade.metrics.csv",
     ]  # what a device call can bring back: a few small files
+
+
+@pytest.mark.slow
+def test_the_gpu_epochs_run_times_every_neural_job_of_the_full_config_on_the_cpu(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "gpu_epochs.py"),
+            *("--out", str(tmp_path), "--device", "cpu", "--shrink"),
+            *("--config", str(REPO / "config" / "full.yaml")),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "gpu_epochs.json").read_text())
+    full = yaml.safe_load((REPO / "config" / "full.yaml").read_text())
+    neural = {
+        f"{dataset} {model}"
+        for dataset, spec in full["datasets"].items()
+        for model in spec["models"]
+        if model in ("nade", "made")
+    }
+    assert set(record["jobs"]) == neural
+    for job in record["jobs"].values():
+        assert job["train_seconds_an_epoch"] > 0 and job["valid_seconds_an_epoch"] > 0
+        assert job["checkpoint_bytes"] > 0 and job["checkpoint_seconds"] > 0
+        assert job["replicates"] == full["replicates"]
+    assert record["projected_hours_one_device"] == pytest.approx(
+        sum(job["projected_minutes"] for job in record["jobs"].values()) / 60
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["gpu_epochs.json"]
