@@ -9,25 +9,28 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+FULL = REPO / "config" / "full.yaml"
 
 
-@pytest.mark.slow
-def test_the_gpu_run_measures_every_job_at_tiny_sizes_on_the_cpu(shared_data, tmp_path):
+def run_shrunk_on_cpu(script: str, out: Path, *arguments: str) -> dict:
+    """The script at tiny sizes on the CPU with the full config; returns its JSON record."""
     result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "gpu_run.py"),
-            *("--data-dir", str(shared_data / "binarized_mnist")),
-            *("--out", str(tmp_path), "--device", "cpu", "--shrink", "--minutes", "2"),
-            *("--config", str(REPO / "config" / "full.yaml")),
-        ],
+        [sys.executable, str(REPO / "bench" / f"{script}.py"), "--out", str(out)]
+        + ["--device", "cpu", "--shrink", "--config", str(FULL), *arguments],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads((tmp_path / "gpu_run.json").read_text())
+    return json.loads((out / f"{script}.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_gpu_run_measures_every_job_at_tiny_sizes_on_the_cpu(shared_data, tmp_path):
+    record = run_shrunk_on_cpu(
+        "gpu_run", tmp_path, "--data-dir", str(shared_data / "binarized_mnist"), "--minutes", "2"
+    )
     assert record["nll_measured_on"].startswith("valid")  # no test split in ../shared
-    full = yaml.safe_load((REPO / "config" / "full.yaml").read_text())
+    full = yaml.safe_load(FULL.read_text())
     assert set(record["jobs"]) == set(full["datasets"]["mnist"]["models"])
     for job in record["jobs"].values():
         assert job["test_nll"] > 0 and job["train_seconds"] > 0
@@ -43,19 +46,8 @@ def test_the_gpu_run_measures_every_job_at_tiny_sizes_on_the_cpu(shared_data, tm
 
 @pytest.mark.slow
 def test_the_gpu_epochs_run_times_every_neural_job_of_the_full_config_on_the_cpu(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "gpu_epochs.py"),
-            *("--out", str(tmp_path), "--device", "cpu", "--shrink"),
-            *("--config", str(REPO / "config" / "full.yaml")),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads((tmp_path / "gpu_epochs.json").read_text())
-    full = yaml.safe_load((REPO / "config" / "full.yaml").read_text())
+    record = run_shrunk_on_cpu("gpu_epochs", tmp_path)
+    full = yaml.safe_load(FULL.read_text())
     neural = {
         f"{dataset} {model}"
         for dataset, spec in full["datasets"].items()
