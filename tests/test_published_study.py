@@ -1,0 +1,55 @@
+"""The published study (`docs/study/`) is what `config/study.yaml` produces, as it stands, and
+the README shows its answer: the two cannot drift apart silently."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from arbench.plan import model_entry, replicate_of
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = REPO / "docs" / "study"
+VERDICT = re.compile(r"^\*\*Verdict on (\w+): ([a-z ]+)\*\* — (.*)$", re.MULTILINE)
+
+
+def test_the_published_study_ran_the_study_config_as_it_stands():
+    assert (STUDY / "config.yaml").read_bytes() == (REPO / "config/study.yaml").read_bytes(), (
+        "config/study.yaml changed since the study was published: run it again and publish it "
+        "(bench/publish_study.py), or restore it"
+    )
+    run = json.loads((STUDY / "run.json").read_text())
+    assert re.fullmatch(r"[0-9a-f]{7,40}", run["commit"])
+    assert run["wall_seconds"] <= 2 * 3600  # from nothing on 2 CPU cores
+
+
+def test_every_figure_the_published_report_shows_is_published():
+    report = (STUDY / "report.md").read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert linked
+    for figure in linked:
+        assert (STUDY / figure).is_file(), figure
+
+
+def test_every_network_of_the_study_was_ended_by_early_stopping_with_two_seeds():
+    with open(STUDY / "likelihoods.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    seeds: dict[tuple[str, str], int] = {}
+    for row in rows:
+        model = replicate_of(row["model"])[0]
+        if model_entry(model).neural:
+            assert row["training_ended_by"] == "early stopping", (row["dataset"], row["model"])
+            seeds[row["dataset"], model] = seeds.get((row["dataset"], model), 0) + 1
+    assert seeds and min(seeds.values()) >= 2
+
+
+def test_the_readme_shows_the_published_answer_and_links_the_report():
+    readme = (REPO / "README.md").read_text()
+    assert "docs/study/report.md" in readme
+    top = readme.split("\n## Set up and run", 1)[0]
+    for dataset, outcome, _ in VERDICT.findall((STUDY / "report.md").read_text()):
+        assert re.search(rf"^\| {dataset} \| \*\*{outcome}\*\* \|", top, re.MULTILINE), dataset
+    shown = re.findall(r"!\[[^\]]*\]\((docs/study/figures/[^)]+)\)", top)
+    assert shown and all((REPO / figure).is_file() for figure in shown)
