@@ -140,9 +140,9 @@ def projected_seconds(job: dict, model: str, settings: dict, epochs_to_stop: dic
     """Training until early stopping ends it after the assumed epochs, validating every
     `validate_every` epochs and checkpointing every `checkpoint_minutes`."""
     epochs = min(epochs_to_stop[model], settings["epochs"])
-    validations = math.ceil(epochs / settings.get("validate_every", 1))
+    validations = math.ceil(epochs / settings["validate_every"])
     seconds = epochs * job["train_seconds_an_epoch"] + validations * job["valid_seconds_an_epoch"]
-    interval = 60 * settings.get("checkpoint_minutes", 5.0)
+    interval = 60 * settings["checkpoint_minutes"]
     writes = math.ceil(seconds / interval) if interval else epochs
     return seconds + writes * job["checkpoint_seconds"]
 
@@ -170,6 +170,7 @@ def main() -> None:
         "epochs_to_stop": args.epochs_to_stop,
         "jobs": {},
     }
+    runs, _ = plan.datasets_in_run(config)  # each model's seeds, as the workflow trains them
     with tempfile.TemporaryDirectory(prefix="gpu_epochs.") as tmp:
         work = Path(tmp)
         for dataset, spec in config["datasets"].items():
@@ -178,19 +179,16 @@ def main() -> None:
             for model in spec["models"]:
                 if not plan.MODELS[model].neural:
                     continue
-                settings = plan.job_settings(config, dataset, model)
-                if args.shrink:
-                    settings.update(SHRUNK_SETTINGS[model])
-                settings.update(epochs=args.epochs, checkpoint_minutes=0, device=args.device)
-                job = one_job(data, model, settings, work)
-                job.update(shape=shape, levels=levels, train_images=train, valid_images=valid)
                 configured = plan.job_settings(config, dataset, model)
-                replicates = config.get("replicates", 1)
-                if isinstance(replicates, dict):
-                    replicates = replicates.get(model, 1)
-                job["replicates"] = replicates
+                timed = {**configured, **(SHRUNK_SETTINGS[model] if args.shrink else {})}
+                timed.update(epochs=args.epochs, checkpoint_minutes=0, device=args.device)
+                job = one_job(data, model, timed, work)
+                job.update(shape=shape, levels=levels, train_images=train, valid_images=valid)
+                job["replicates"] = sum(plan.replicate_of(r)[0] == model for r in runs[dataset])
                 job["projected_minutes"] = (
-                    replicates * projected_seconds(job, model, configured, args.epochs_to_stop) / 60
+                    job["replicates"]
+                    * projected_seconds(job, model, configured, args.epochs_to_stop)
+                    / 60
                 )
                 record["jobs"][f"{dataset} {model}"] = job
                 print(json.dumps({f"{dataset} {model}": job}), flush=True)
