@@ -220,6 +220,14 @@ def test_how_each_training_ended_is_recorded(tiny_data, tmp_path):
     assert timed["training"]["improvement_per_epoch"] is None
     assert convergence.unfinished(timed["training"])  # a rate nobody measured
 
+    # the epoch the time cap ends is validated even off the schedule: its model is the one kept
+    sparse = {**base, "epochs": 50, "max_minutes": 1e-6, "validate_every": 5, "patience": 5}
+    timed = train(tiny_data, "made", sparse, tmp_path / "d.pt", tmp_path / "d.csv")
+    assert timed["training"]["ended_by"] == convergence.TIME_CAP
+    assert [float(v) for v in read_column(tmp_path / "d.csv", "valid_nll")] == [
+        timed["best_valid_nll"]
+    ]
+
 
 @pytest.mark.parametrize("name", ["gmm", "gmm_diag", "pca_gmm", "mob"])
 def test_how_each_em_fit_ended_is_recorded(tiny_data, tmp_path, name):

@@ -328,7 +328,12 @@ def train_neural(
                 total += loss.item() * len(batch)
             seconds += time.perf_counter() - started
             validated = model if averaged is None else averaged.module
-            validating = epoch % training["validate_every"] == 0 or epoch == training["epochs"]
+            # an epoch that may be the last (its cap, or the time cap passed) is always validated
+            validating = (
+                epoch % training["validate_every"] == 0
+                or epoch == training["epochs"]
+                or (deadline is not None and time.monotonic() > deadline)
+            )
             valid_nll = None
             if validating:
                 validated.eval()
