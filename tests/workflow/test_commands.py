@@ -116,8 +116,9 @@ def test_the_study_trains_nade_and_made_with_two_seeds_and_each_mixture_once():
     settings = train_settings(dry_run("--configfile", "config/study.yaml"))
     for dataset, entry in study["datasets"].items():
         for model in entry["models"]:
-            runs = sorted(run for d, run in settings if d == dataset and run.startswith(model))
-            runs = [run for run in runs if plan.replicate_of(run)[0] == model]
+            runs = sorted(
+                run for d, run in settings if d == dataset and plan.replicate_of(run)[0] == model
+            )
             expected = 2 if plan.MODELS[model].neural else 1
             assert [settings[dataset, run]["seed"] for run in runs] == list(range(expected))
 
