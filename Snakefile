@@ -50,6 +50,18 @@ rule all:
     default_target: True
 
 
+onstart:
+    # A damaged result would fail every job downstream of it: set it aside, so that the next
+    # run makes it again, and what depends on it, instead.
+    if DAMAGED:
+        moved = [f"{file} -> {contracts.set_aside(file)}" for file in DAMAGED]
+        raise SystemExit(
+            "Damaged results were set aside, nothing was run: "
+            + "; ".join(moved)
+            + ". Run the same command again: it makes them again, with what depends on them."
+        )
+
+
 onsuccess:
     # Every model is in place: the training checkpoints kept for an interrupted run can go.
     for dataset, runs in DATASETS.items():

@@ -20,11 +20,12 @@ import pytest
 from PIL import Image
 
 from arbench import train as train_module
+from arbench import trainer
 from arbench.data.anime import read_image_folder
 from arbench.data.download import DownloadError, fetch
 from arbench.data.format import SPLITS, save_dataset
 from arbench.files import atomic_write, remove_stale_parts, temporary_path
-from arbench.train import load_checkpoint
+from arbench.trainer import load_checkpoint
 
 MADE_SETTINGS = {
     "hidden": [64],
@@ -126,7 +127,7 @@ def test_sigterm_during_training_leaves_the_last_checkpoint_and_resumes(tiny_dat
     assert 1 <= progress["epoch"] < MADE_SETTINGS["epochs"]
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming from {checkpoint} {train_module.position(progress)}" in resumed.stderr
+    assert f"resuming from {checkpoint} {trainer.position(progress)}" in resumed.stderr
     assert out.exists() and not checkpoint.exists()
 
 
@@ -137,7 +138,7 @@ def interrupted_after_one_epoch(data: Path, settings: dict, checkpoint: Path, mo
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "write_metrics", stop)
+        patch.setattr(trainer, "write_metrics", stop)
         with pytest.raises(KeyboardInterrupt):
             train_module.train(
                 data, "made", settings, checkpoint.with_suffix(".pt"), None, checkpoint

@@ -73,7 +73,7 @@ def test_settings_keep_their_types_and_take_defaults():
         ("made", {"hidden": 500}, "hidden must be a list"),
         ("made", {"hidden": [500, "a"]}, r"hidden\[1\] must be an integer"),
         ("gmm", {"lr": 0.1}, "unknown setting 'lr'"),  # a mixture has no training settings
-        ("pixelcnn", {}, "unknown model 'pixelcnn'"),
+        ("pixelsnail", {}, "unknown model 'pixelsnail'"),
     ],
 )
 def test_a_wrong_setting_is_named(model, settings, message):

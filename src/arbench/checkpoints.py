@@ -2,7 +2,9 @@
 
 Both are plain dicts of tensors and numbers, loaded with `torch.load(..., weights_only=True)`,
 which refuses a pickle that would run code; such a file, or a truncated one, is reported by
-name with what to do. `resolve_device` turns the `device` setting into a torch device.
+name with what to do. A model file records the version of its model's code (`version` of the
+model class, raised whenever what a file holds changes meaning): a file of another version is
+refused, naming both. `resolve_device` turns the `device` setting into a torch device.
 """
 
 from __future__ import annotations
@@ -13,50 +15,84 @@ from pathlib import Path
 
 import torch
 
+from arbench.contracts import DamagedFile, first_line, remake
 from arbench.files import atomic_write
-from arbench.plan import SettingsError, model_from_checkpoint
+from arbench.plan import SettingsError, model_entry
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DamagedFile):
     """A file that should hold a model or checkpoint does not hold one arbench wrote."""
+
+
+class IncompatibleModel(CheckpointError):
+    """A model file written by another version of its model's code."""
 
 
 def save(obj: dict, path: str | Path) -> None:
     atomic_write(Path(path), lambda handle: torch.save(obj, handle))
 
 
-def load(path: str | Path, what: str = "model file", remedy: str = "") -> dict:
+def refused(path, what: str, problem: str, remedy: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {problem}; it was not used. {remedy}", problem)
+
+
+def load(path: str | Path, what: str = "model file", remedy: str | None = None, rule="train"):
+    """The dict a torch file written by arbench holds; `remedy` says what to do when it cannot
+    be used (by default: remake it with the rule that writes it)."""
     path = Path(path)
+    remedy = remedy or remake(path, rule).capitalize() + "."
     if not path.exists():
-        raise FileNotFoundError(f"{what} {path} does not exist{'; ' + remedy if remedy else ''}")
+        raise FileNotFoundError(f"{what} {path} does not exist. {remedy}")
     try:
         with warnings.catch_warnings():  # torch's advice on pickle protocols is not ours to give
             warnings.simplefilter("ignore")
             saved = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # torch's own text goes on to suggest loading it with weights_only=False: never here
-        raise CheckpointError(
-            f"{path} is not a {what} that arbench wrote: it holds Python objects beyond tensors "
-            "and plain values, which loading could run as code, so it was not loaded."
-            f"{' ' + remedy if remedy else ''}"
+        raise refused(
+            path,
+            what,
+            f"not a {what} that arbench wrote: it holds Python objects beyond tensors and plain "
+            "values, which loading could run as code",
+            remedy,
         ) from None
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"{path} is not a {what} that arbench wrote, or is damaged ({reason[:200]}); "
-            f"it was not used.{' ' + remedy if remedy else ''}"
-        ) from None
+        problem = f"not a {what} that arbench wrote, or damaged ({first_line(error)})"
+        raise refused(path, what, problem, remedy) from None
     if not isinstance(saved, dict):
-        raise CheckpointError(f"{path} holds a {type(saved).__name__}, not an arbench {what}")
+        raise refused(path, what, f"holds a {type(saved).__name__}, not an arbench {what}", remedy)
     return saved
 
 
+MODEL_KEYS = ("model", "shape", "levels", "config", "state")
+
+
 def load_model(path: str | Path):
-    """A trained model from a file written by the train stage."""
-    saved = load(path, "model file", "Run the train stage again to rewrite it.")
-    if "model" not in saved or "state" not in saved:
-        raise CheckpointError(f"{path} is not an arbench model file (it has no model state)")
-    return model_from_checkpoint(saved)
+    """A trained model from a file written by the train stage, refused (naming both versions)
+    when its model's code has changed what such a file means since it was written."""
+    saved = load(path, "model file")
+    remedy = remake(path, "train").capitalize() + "."
+    missing = [key for key in MODEL_KEYS if key not in saved]
+    if missing:
+        raise refused(path, "model file", f"has no {', '.join(missing)}", remedy)
+    try:
+        cls = model_entry(str(saved["model"])).load()
+    except SettingsError as error:
+        raise refused(path, "model file", str(error), remedy) from None
+    written = saved.get("version", 0)
+    if written != cls.version:
+        raise IncompatibleModel(
+            f"{path} was written by version {written} of arbench's {cls.name} code; this "
+            f"arbench's {cls.name} is version {cls.version}, which reads its files differently. "
+            f"Train it again with this arbench, or load it with the arbench that wrote it"
+            f"{' (commit ' + saved['commit'] + ')' if saved.get('commit') else ''}.",
+            f"version {written} of {cls.name}, not {cls.version}",
+        )
+    try:
+        return cls.from_checkpoint(saved)
+    except (RuntimeError, KeyError, ValueError, TypeError) as error:
+        problem = f"its {cls.name} state does not fit the model ({first_line(error)})"
+        raise refused(path, "model file", problem, remedy) from None
 
 
 def check_fits(model, model_path, data, data_path) -> None:

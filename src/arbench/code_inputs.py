@@ -1,16 +1,19 @@
 """The source files a job runs, read off the imports of its entry modules.
 
-A workflow job's code inputs are every module of `arbench` that its entry modules import,
-directly or through other modules (imports anywhere in a file count, those inside functions
-too), the `__init__.py` of every package on the way, and the non-Python files a module names
-beside itself (the NADE kernel's C source). Editing any of them reruns the job; editing a file
-the job never runs does not. Modules imported by name at run time (the registries in
+A workflow job's code is every module of `arbench` that its entry modules import, directly or
+through other modules (imports anywhere in a file count, those inside functions too), the
+`__init__.py` of every package on the way, and the non-Python files a module names beside itself
+(the NADE kernel's C source). The workflow gives each job the digest of those files' names
+(relative to the package) and contents as a parameter: editing any of them reruns the job,
+editing a file the job never runs does not, and a finished run moved or copied to another folder
+(the package with it) plans nothing. Modules imported by name at run time (the registries in
 `arbench.plan`) are not followed: a job names them as entry modules.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from functools import cache
 from pathlib import Path
@@ -85,3 +88,14 @@ def code_files(*modules: str) -> list[str]:
         pending.extend(imported)
         files.update(companions)
     return sorted(str(f) for f in files)
+
+
+@cache
+def code_digest(*modules: str) -> str:
+    """sha256 of the names (relative to the package) and contents of `code_files(*modules)`:
+    the same wherever the package lies."""
+    digest = hashlib.sha256()
+    for file in code_files(*modules):
+        digest.update(Path(file).relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
+        digest.update(Path(file).read_bytes() + b"\0")
+    return digest.hexdigest()

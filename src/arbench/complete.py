@@ -19,7 +19,6 @@ per model:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -31,30 +30,19 @@ import torch
 
 from arbench.checkpoints import check_fits, load_model, resolve_device
 from arbench.cli import nonnegative_int, positive_int, run_stage, stage_parser
+from arbench.contracts import COMPLETION, COMPLETIONS
 from arbench.data.format import load_dataset
 from arbench.data.splits import shown_test_images
-from arbench.files import atomic_write, write_text
+from arbench.plan import hidden_rows
 
 log = logging.getLogger("arbench.complete")
 
 
-def hidden_region(shape, hidden_rows: float) -> np.ndarray:
+def hidden_region(shape, fraction: float) -> np.ndarray:
     """Boolean (D,) over the flattened (C, H, W) image: True where the bottom rows are hidden."""
     channels, height, width = shape
-    if not 0 < hidden_rows < 1:
-        raise ValueError(
-            f"completion hidden_rows must be a fraction in (0, 1) of the rows to hide, got "
-            f"{hidden_rows}: 0 hides nothing and 1 hides the whole image"
-        )
-    rows = round(height * hidden_rows)
-    if rows == 0 or rows == height:
-        raise ValueError(
-            f"completion hidden_rows {hidden_rows} of {height} rows hides "
-            f"{'no row' if rows == 0 else 'every row'}; choose a fraction that hides some rows "
-            "but not all"
-        )
     hidden = np.zeros((channels, height, width), dtype=bool)
-    hidden[:, height - rows :, :] = True
+    hidden[:, height - hidden_rows(height, fraction) :, :] = True
     return hidden.reshape(-1)
 
 
@@ -98,18 +86,20 @@ def complete(
         "seconds": seconds,
     }
     out = Path(out)
-    atomic_write(
+    COMPLETIONS.write(
         out.with_suffix(".npz"),
-        lambda handle: np.savez(
-            handle,
-            nll=nll,
-            shown=shown,
-            originals=data.test[shown],
-            completions=filled,
-            hidden=hidden,
-        ),
+        {
+            "nll": nll,
+            "shown": np.asarray(shown),
+            "originals": data.test[shown],
+            "completions": filled,
+            "hidden": hidden,
+            "levels": np.int64(data.levels),
+        },
+        levels=data.levels,
+        shape=data.shape,
     )
-    write_text(out, json.dumps(summary, indent=2) + "\n")
+    COMPLETION.write(out, summary)
     log.info(
         "%s: conditional NLL of the hidden %d pixels %.3f +- %.3f nats (%s)",
         model_path,

@@ -158,18 +158,71 @@ def with_typed_overrides(config: dict, overrides: dict, schema: dict) -> None:
     merge(config, coerce(overrides, schema))
 
 
+KINDS = {dict: "object", list: "array", str: "string", bool: "boolean"}
+KIND_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "integer": "an integer",
+    "number": "a number",
+    "string": "text",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return KINDS.get(type(value), "null")
+
+
+def _branch_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """Of a failed `oneOf`/`anyOf`, the errors of the alternative meant for a value of this kind
+    (a mapping's, for a mapping): what the user has to fix, not why the other forms fail."""
+    branches: dict[int, list] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    options = error.schema.get(error.validator, [])
+    kind = _kind(error.instance)
+    for index, errors in branches.items():
+        kinds = _expected_types(options[index]) if index < len(options) else set()
+        if kind in kinds or (kind == "number" and "integer" in kinds):
+            return errors
+    return []
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """What is wrong with one value, in the config's words."""
+    value = error.instance
+    if isinstance(value, str) and re.fullmatch(r"[-+.\deE]+", value.strip()):
+        return (
+            f"{value!r} is text, not a number: remove the quotes (YAML 1.1 also reads 1e-5 as "
+            "text, so write 1.0e-5)"
+        )
+    bound = error.validator_value
+    if error.validator == "minimum":
+        return f"must be at least {bound}, got {value!r}"
+    if error.validator == "exclusiveMinimum":
+        return f"must be more than {bound}, got {value!r}"
+    if error.validator == "maximum":
+        return f"must be at most {bound}, got {value!r}"
+    if error.validator == "exclusiveMaximum":
+        return f"must be less than {bound}, got {value!r}"
+    return error.message
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(part) for part in error.absolute_path) or "the config"
-    message = error.message
     if error.validator in ("oneOf", "anyOf") and error.context:
-        message = jsonschema.exceptions.best_match(error.context).message
-    hint = ""
-    if isinstance(error.instance, str) and re.fullmatch(r"[-+.\deE]+", error.instance.strip()):
-        hint = (
-            " (a number written as text: remove the quotes; YAML 1.1 also reads 1e-5 as text, "
-            "so write 1.0e-5)"
-        )
-    return f"{where}: {message}{hint}"
+        meant = _branch_errors(error)
+        if meant:
+            return "; ".join(_describe(sub) for sub in meant)
+        kinds = sorted({k for o in error.validator_value for k in _expected_types(o)})
+        names = " or ".join(KIND_NAMES.get(k, k) for k in kinds)
+        return f"{where}: must be {names}, got {error.instance!r}"
+    return f"{where}: {_message(error)}"
 
 
 def check(config: dict, schema: dict, files: list[str]) -> None:

@@ -9,7 +9,6 @@ that the report can give paired differences between models on the same images.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -21,8 +20,8 @@ import torch
 from arbench import checkpoints
 from arbench.checkpoints import load_model, resolve_device
 from arbench.cli import run_stage, stage_parser
+from arbench.contracts import LIKELIHOOD, NLLS
 from arbench.data.format import load_dataset
-from arbench.files import atomic_write
 
 log = logging.getLogger("arbench.evaluate")
 
@@ -83,8 +82,8 @@ def evaluate(
         metrics["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated(on)
     out = Path(out)
     nll_out = Path(nll_out) if nll_out else out.with_suffix(".npz")
-    atomic_write(nll_out, lambda handle: np.savez(handle, nll=nll))
-    atomic_write(out, lambda handle: handle.write(json.dumps(metrics, indent=2).encode() + b"\n"))
+    NLLS.write(nll_out, {"nll": nll})
+    LIKELIHOOD.write(out, metrics)
     kind = "exact" if model.exact else "upper bound"
     log.info("%s: test NLL %.3f +- %.3f nats (%s)", model_path, nll.mean(), standard_error, kind)
     return metrics

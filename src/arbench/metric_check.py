@@ -8,7 +8,6 @@ the single Gaussian trails real images on each (the resolving power of the set s
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -16,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from arbench.cli import positive_int, run_stage, stage_parser
+from arbench.contracts import METRIC_CHECK
 from arbench.data.format import load_dataset
 from arbench.features import FeatureSpaces
-from arbench.files import write_text
 from arbench.known_answers import (
     BLURRED,
     COPIES,
@@ -27,17 +26,20 @@ from arbench.known_answers import (
     MATCHED,
     NOISE,
     NOISY,
+    PROTOTYPE,
+    PROTOTYPES,
     REAL,
     blurred,
     gaussian_images,
     judge,
     mode_dropped,
     noisy,
+    prototypes,
     resolves,
     resolving_power,
 )
+from arbench.plan import METRICS
 from arbench.quality import Reference, measure, set_size, summary_line
-from arbench.sample_metrics import METRICS
 
 log = logging.getLogger("arbench.metric_check")
 
@@ -51,6 +53,7 @@ def check(data_path, features_path, n: int, out) -> dict:
     rng = np.random.default_rng(0)
     real = data.valid[np.sort(rng.choice(len(data.valid), size, replace=False))]
     dropped, matched, dropped_mode = mode_dropped(data, spaces, size)
+    prototype_set, distinct = prototypes(data, real)
     sets = {
         REAL: real,
         GAUSSIAN: gaussian_images(data, size),
@@ -62,6 +65,7 @@ def check(data_path, features_path, n: int, out) -> dict:
         },
         DROPPED: dropped,
         MATCHED: matched,
+        PROTOTYPE: prototype_set,
         COPIES: data.train[rng.choice(len(data.train), size, replace=False)],
     }
     measured = {}
@@ -75,6 +79,8 @@ def check(data_path, features_path, n: int, out) -> dict:
         "images_per_set": size,
         "test_images": len(reference.test),
         "dropped_mode": dropped_mode,
+        "prototypes": f"{distinct} distinct training images, the prototypes of {PROTOTYPES} "
+        "k-means clusters of the training pixels",
         "features": spaces.summary,
         "sets": measured,
         "metrics": {metric: judge(metric, measured) for metric in METRICS},
@@ -87,7 +93,7 @@ def check(data_path, features_path, n: int, out) -> dict:
     # by how many standard errors one Gaussian trails real images, per voting metric
     result["resolving_power"] = resolving_power(result)
     result["resolves"] = resolves(result)
-    write_text(out, json.dumps(result, indent=2) + "\n")
+    METRIC_CHECK.write(out, result)
     passed = [m for m, v in result["metrics"].items() if v["passed"]]
     log.info("%s: metrics that pass their checks: %s", data_path, ", ".join(passed) or "none")
     log.info(

@@ -1,6 +1,7 @@
 """The sample stage: `python -m arbench.sample --model M.pt --n 64 --seed 0 --out S.npz`.
 
-Writes uint8 samples (N, C, H, W) on the model's support, atomically.
+Writes uint8 samples (N, C, H, W) on the model's support, atomically, checked by the samples
+file's contract (`arbench.contracts.SAMPLES`) before they are written.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from arbench.checkpoints import load_model, resolve_device
 from arbench.cli import nonnegative_int, positive_int, run_stage, stage_parser
-from arbench.files import atomic_write
+from arbench.contracts import SAMPLES
 
 log = logging.getLogger("arbench.sample")
 
@@ -30,10 +31,13 @@ def sample(
     images = model.sample(n, seed=seed)
     seconds = time.perf_counter() - started
     out = Path(out)
-    atomic_write(
-        out,
-        lambda handle: np.savez(handle, samples=images, seed=np.int64(seed), seconds=seconds),
-    )
+    content = {
+        "samples": images,
+        "levels": np.int64(model.levels),
+        "seed": np.int64(seed),
+        "seconds": np.float64(seconds),
+    }
+    SAMPLES.write(out, content, levels=model.levels, shape=model.shape)
     log.info("wrote %d samples to %s in %.1f s", n, out, seconds)
     return out
 

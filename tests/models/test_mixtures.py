@@ -163,7 +163,7 @@ def test_mixture_of_bernoullis_recovers_components_and_refuses_levels():
     model.fit(data)
     found = np.sort(model.probs.numpy()[:, 0])
     np.testing.assert_allclose(found, [0.05, 0.95], atol=0.03)
-    with pytest.raises(ValueError, match="binary data"):
+    with pytest.raises(ValueError, match="needs binary images"):
         MixtureOfBernoullis((1, 1, 8), 4)
 
 

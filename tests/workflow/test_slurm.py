@@ -19,7 +19,7 @@ import yaml
 from slurm_cluster import PARTITION, SlurmCluster, unavailable_reason
 from tiny_workflow import REPO, TINY, make_faces, snakemake
 
-from arbench.train import load_checkpoint
+from arbench.trainer import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

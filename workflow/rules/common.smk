@@ -1,29 +1,46 @@
-"""What the rules share: the run's datasets and models, their settings, and their code inputs,
-all from `arbench.plan`, the module the stages use too."""
+"""What the rules share: the run's datasets and models, their settings, and the code each job
+runs, all from `arbench.plan`, the module the stages use too."""
 
 import json
+import os
 import re
-import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
-from arbench import plan
-from arbench.code_inputs import code_files
+from arbench import contracts, plan
+from arbench.code_inputs import code_digest
 
-# Jobs run with Snakemake's own interpreter, unless they run in the rule's conda environment.
+# Jobs run with Snakemake's own interpreter, unless they run in the rule's conda environment. Its
+# path reaches the jobs through the environment, not the command: Snakemake reruns a job whose
+# command changed, and a run moved to another folder (another virtual environment) must not.
 CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-PYTHON = "python" if CONDA else shlex.quote(sys.executable)
+os.environ["ARBENCH_PYTHON"] = "python" if CONDA else sys.executable
+
+
+envvars:
+    "ARBENCH_PYTHON",
 
 DATASETS, SKIPPED = plan.datasets_in_run(config)
-try:  # every job's settings, checked once before any job is planned
+try:  # every job's settings, checked once before any job is planned, rules between keys too
     SPECS = {d: plan.dataset_spec(config, d) for d in DATASETS}
     SETTINGS = {
         (d, m): plan.job_settings(config, d, m) for d, models in DATASETS.items() for m in models
     }
+    for (dataset, run), settings in SETTINGS.items():
+        plan.check_job(config, dataset, run, settings)
+    for dataset, spec in SPECS.items():
+        plan.hidden_rows(plan.spec_height(spec), config["completion"]["hidden_rows"])
 except plan.SettingsError as error:
     raise WorkflowError(f"config: {error}") from None
+
+# Every result of the run already there, checked by its contract before anything is planned: a
+# damaged one is set aside when the run starts (the Snakefile's onstart), and made again next.
+DAMAGED = contracts.scan(plan.result_kinds(DATASETS), Path(".snakemake/arbench/checked.json"))
+for damaged_file, damage in DAMAGED.items():
+    logger.warning(f"{damaged_file} is damaged: {damage.problem}")
 
 
 wildcard_constraints:
@@ -45,15 +62,15 @@ def local_data(wildcards):
 
 
 def data_code(wildcards):
-    """The prepare stage and the source module the dataset is built by."""
-    return code_files("arbench.prepare", plan.source_entry(SPECS[wildcards.dataset]["source"]).module)
+    """The digest of the prepare stage and of the source module the dataset is built by."""
+    return code_digest("arbench.prepare", plan.source_entry(SPECS[wildcards.dataset]["source"]).module)
 
 
 def model_code(stage):
-    """The stage's entry module and the module of the model the job runs."""
+    """The digest of the stage's entry module and of the module of the model the job runs."""
 
     def code(wildcards):
-        return code_files(f"arbench.{stage}", plan.model_entry(wildcards.model).module)
+        return code_digest(f"arbench.{stage}", plan.model_entry(wildcards.model).module)
 
     return code
 

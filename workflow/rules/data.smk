@@ -2,11 +2,11 @@ rule prepare:
     """Download (checked), generate or read a dataset and write it in the common format."""
     input:
         local=local_data,
-        code=data_code,
     output:
         data=plan.path("data"),
         sidecar=plan.path("sidecar"),
     params:
+        code=data_code,
         spec=spec_json,
         download=json.dumps(plan.download_settings(config.get("download")), sort_keys=True),
     log:
@@ -16,6 +16,6 @@ rule prepare:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        PYTHON
-        + " -m arbench.prepare --spec {params.spec:q} --download {params.download:q} "
+        '"$ARBENCH_PYTHON" -m arbench.prepare '
+        "--spec {params.spec:q} --download {params.download:q} "
         "--resources resources --out {output.data} > {log} 2>&1"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arbench.contracts import READ_ERRORS, DamagedFile, first_line, remake
 from arbench.files import atomic_write
 
 SPLITS = ("train", "valid", "test")
@@ -25,8 +26,12 @@ LABELS = {name: f"{name}_labels" for name in SPLITS}
 FORMAT_VERSION = 2
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(DamagedFile):
     """A dataset file or its sidecar does not follow the contract."""
+
+
+def damaged_dataset(path, problem: str) -> DatasetFormatError:
+    return DatasetFormatError(f"{path}: {problem}; {remake(path, 'prepare')}", problem)
 
 
 @dataclass(frozen=True)
@@ -137,34 +142,46 @@ def save_dataset(
     return path
 
 
-def load_dataset(path: str | os.PathLike, *, verify: bool = False) -> Dataset:
-    """Read a dataset file. With `verify`, recompute content checksums against the sidecar."""
+def load_dataset(path: str | os.PathLike, *, verify: bool = True) -> Dataset:
+    """Read a dataset file, checked by its contract: the file opens, its splits are uint8
+    (N, C, H, W) on `0..levels-1` and agree with the sidecar, and (with `verify`, the default)
+    each split's content checksum is the one the sidecar records."""
     path = Path(path)
     meta_path = sidecar_path(path)
     if not path.exists():
-        raise FileNotFoundError(f"dataset file {path} does not exist; run the preprocess stage")
+        raise FileNotFoundError(f"dataset file {path} does not exist; {remake(path, 'prepare')}")
     if not meta_path.exists():
-        raise DatasetFormatError(f"{path} has no sidecar {meta_path}; preprocess it again")
-    meta = json.loads(meta_path.read_text())
+        raise damaged_dataset(path, f"has no sidecar {meta_path}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"its sidecar is not valid JSON ({first_line(error)})"
+        raise damaged_dataset(path, problem) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("content_sha256"), dict):
+        raise damaged_dataset(path, f"its sidecar {meta_path} records no content checksums")
     try:
         with np.load(path, allow_pickle=False) as archive:
             wanted = (*SPLITS, *LABELS.values())
             splits = {name: archive[name] for name in wanted if name in archive.files}
             levels = int(archive["levels"]) if "levels" in archive.files else None
-    except (OSError, ValueError) as error:
-        raise DatasetFormatError(f"{path} is not a readable dataset file ({error})") from error
+    except READ_ERRORS as error:
+        raise damaged_dataset(path, f"is not a readable .npz ({first_line(error)})") from None
     if levels is None or levels != meta.get("levels"):
-        raise DatasetFormatError(
-            f"{path}: levels {levels} disagree with sidecar {meta_path} ({meta.get('levels')})"
+        raise damaged_dataset(
+            path, f"levels {levels} disagree with its sidecar's ({meta.get('levels')})"
         )
-    validate_splits(splits, levels, str(path))
+    try:
+        validate_splits(splits, levels, str(path))
+    except DatasetFormatError as error:
+        raise damaged_dataset(path, error.problem.removeprefix(f"{path}: ")) from None
     if verify:
         for name in SPLITS:
             actual = content_sha256(splits[name])
-            if actual != meta["content_sha256"][name]:
-                raise DatasetFormatError(
-                    f"{path}: split {name!r} has content sha256 {actual}, "
-                    f"sidecar says {meta['content_sha256'][name]}; preprocess it again"
+            if actual != meta["content_sha256"].get(name):
+                raise damaged_dataset(
+                    path,
+                    f"split {name!r} has content sha256 {actual}, its sidecar records "
+                    f"{meta['content_sha256'].get(name)}",
                 )
     labels = {name: splits.pop(key) for name, key in LABELS.items() if key in splits} or None
     return Dataset(levels=levels, meta=meta, labels=labels, **splits)

@@ -54,9 +54,11 @@ def check_components(model: str, components, images: int) -> None:
 
 
 def checkpoint(model, state: dict) -> dict:
-    """What every model saves: enough to rebuild it (name, shape, levels, config) and its state."""
+    """What every model saves: enough to rebuild it (name, shape, levels, config), its state, and
+    the version of its code that wrote it (`arbench.checkpoints.load_model` refuses another)."""
     return {
         "model": model.name,
+        "version": model.version,
         "shape": list(model.shape),
         "levels": model.levels,
         "config": model.config,
@@ -65,10 +67,13 @@ def checkpoint(model, state: dict) -> dict:
 
 
 class NeuralDensityModel(torch.nn.Module):
-    """Base of NADE and MADE: a torch module over flattened images with exact likelihoods."""
+    """Base of NADE, MADE and PixelCNN: a torch module over flattened images with exact
+    likelihoods."""
 
     exact = True
     name = "neural"
+    # what a saved state means: raise it when a change of the code reads old files differently
+    version = 1
 
     def __init__(self, shape, levels: int, config: dict):
         super().__init__()

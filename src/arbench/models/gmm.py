@@ -65,6 +65,7 @@ class GMM:
     """Gaussian mixture on dequantized pixels; see the module docstring for its likelihood."""
 
     name = "gmm"
+    version = 1  # of what a saved state means (arbench.models.base.checkpoint)
 
     def __init__(self, shape, levels: int, config: dict | None = None):
         self.shape = tuple(int(s) for s in shape)

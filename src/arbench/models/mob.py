@@ -15,7 +15,7 @@ import torch
 from arbench.convergence import em_record
 from arbench.models.base import as_long_tensor, check_components, checkpoint
 from arbench.models.conditional import choose_components, discrete_conditional
-from arbench.plan import architecture_settings
+from arbench.plan import SettingsError, architecture_settings, binary_images
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,11 @@ class MixtureOfBernoullis:
 
     name = "mob"
     exact = True
+    version = 1  # of what a saved state means (arbench.models.base.checkpoint)
 
     def __init__(self, shape, levels: int, config: dict | None = None):
-        if levels != 2:
-            raise ValueError(f"a mixture of Bernoullis needs binary data, got {levels} levels")
+        if problem := binary_images({}, levels):
+            raise SettingsError(problem)
         self.shape = tuple(int(s) for s in shape)
         self.levels = 2
         self.dims = int(np.prod(self.shape))
