@@ -39,7 +39,8 @@ SETTINGS = {
 RUN = """
 import json, sys, time, torch
 from arbench.data import load_dataset
-from arbench.train import fit, flush_denormals
+from arbench.train import fit
+from arbench.trainer import flush_denormals
 flush_denormals()
 data, settings, out = load_dataset(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 started = time.perf_counter()
@@ -101,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from arbench.train import load_checkpoint
+    from arbench.trainer import load_checkpoint
 
     with tempfile.TemporaryDirectory(dir=".") as tmp:
         folder = Path(tmp)

@@ -24,7 +24,7 @@ import torch
 from quality import binarized_mnist
 
 from arbench.models.made import MADE
-from arbench.train import denormal_count, flush_denormals
+from arbench.trainer import denormal_count, flush_denormals
 
 
 def measure(data_dir: Path, blocks: int, steps: int) -> list[dict]:

@@ -54,6 +54,7 @@ SHRUNK_MASKS = 2
 SHRUNK_SETTINGS = {
     "nade": {"hidden": 8, "epochs": 1},
     "made": {"hidden": [16, 16], "epochs": 1},
+    "pixelcnn": {"channels": 4, "layers": 2, "head": 8, "epochs": 1},
     "gmm": {"components": 2, "max_iter": 5, "reg_covar": 0.1},
     "gmm_diag": {"components": 2, "max_iter": 5},
     "pca_gmm": {"components": 2, "max_iter": 5, "reg_covar": 0.3},
@@ -332,9 +333,11 @@ def main() -> None:
         return resolved
 
     # Training time left after the measurements above, less ~1.5 min for sampling, evaluation
-    # and start-up, shared among the GPU jobs, MADE (the paper-sized one) taking the most.
+    # and start-up, shared among the GPU jobs, the paper-sized MADE and PixelCNN taking the most.
     left = args.minutes - (time.monotonic() - started) / 60 - 1.5
-    shares = {"nade": 0.35, "made": 0.65} if "nade" in models else {"made": 1.0}
+    weights = {"nade": 0.35, "made": 0.65, "pixelcnn": 0.65}
+    neural = [m for m in models if plan.MODELS[m].neural]
+    shares = {m: weights.get(m, 0.5) / sum(weights.get(n, 0.5) for n in neural) for m in neural}
     record["jobs"] = {}
     with ThreadPoolExecutor(max_workers=1) as cpu:
         pending = {
@@ -342,9 +345,9 @@ def main() -> None:
             for m in models
             if not plan.MODELS[m].neural
         }
-        for model in (m for m in models if plan.MODELS[m].neural):
+        for model in neural:
             chosen = settings(model)
-            chosen["max_minutes"] = max(0.2, left * shares.get(model, 0.5))
+            chosen["max_minutes"] = max(0.2, left * shares[model])
             record["jobs"][model] = branch_job(
                 model, chosen, data, work, samples, work / f"{model}.log"
             )

@@ -5,7 +5,7 @@
 DIR is a git snapshot of github.com/karpathy/pytorch-made (the search tool's `fetch` brings one);
 its `made.py` is read from the snapshot at run time and imported, never copied into this project.
 Both models are 784-500-784 with one mask, natural ordering and no direct connections, each with
-the optimizer its code trains with (ours: `arbench.train.make_optimizer`, fused Adam; theirs:
+the optimizer its code trains with (ours: `arbench.trainer.make_optimizer`, fused Adam; theirs:
 `torch.optim.Adam(lr=1e-3, weight_decay=1e-4)` as its `run.py`), the same learning rate and weight
 decay, on real binarized MNIST training images when `../shared` is there. Blocks of steps of the
 two alternate, so both see the same machine; the ratio is the median over pairs of blocks, and
@@ -35,7 +35,7 @@ from throughput import binarized_mnist, made_flops_per_image  # noqa: E402
 
 from arbench.models.made import MADE  # noqa: E402
 from arbench.plan import split_settings  # noqa: E402
-from arbench.train import flush_denormals, make_optimizer  # noqa: E402
+from arbench.trainer import flush_denormals, make_optimizer  # noqa: E402
 
 LR, WEIGHT_DECAY = 1e-3, 1e-4
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from arbench.models.made import MADE
 from arbench.models.nade import NADE
-from arbench.train import flush_denormals
+from arbench.trainer import flush_denormals
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist"
 

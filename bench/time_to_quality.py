@@ -26,7 +26,7 @@ from quality import binarized_mnist
 from throughput import RemaskingMADE
 
 from arbench.models.made import MADE
-from arbench.train import flush_denormals, make_average
+from arbench.trainer import flush_denormals, make_average
 
 
 def flat_tensor(images) -> torch.Tensor:

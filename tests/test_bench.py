@@ -41,6 +41,7 @@ def test_the_gpu_run_measures_every_job_at_tiny_sizes_on_the_cpu(shared_data, tm
         "gpu_run.log",
         "made.metrics.csv",
         "nade.metrics.csv",
+        "pixelcnn.metrics.csv",
     ]  # what a device call can bring back: a few small files
 
 
@@ -52,7 +53,7 @@ def test_the_gpu_epochs_run_times_every_neural_job_of_the_full_config_on_the_cpu
         f"{dataset} {model}"
         for dataset, spec in full["datasets"].items()
         for model in spec["models"]
-        if model in ("nade", "made")
+        if model in ("nade", "made", "pixelcnn")
     }
     assert set(record["jobs"]) == neural
     for job in record["jobs"].values():

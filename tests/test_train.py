@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from arbench import convergence
+from arbench import checkpoints, convergence
 from arbench.checkpoints import load_model
 from arbench.cli import Terminated
 from arbench.data.format import save_dataset
 from arbench.models.made import MADE
 from arbench.models.nade import NADE
-from arbench.train import TrainingDiverged, denormal_count, load_checkpoint, position, train
+from arbench.models.pixelcnn import PixelCNN
+from arbench.train import train
+from arbench.trainer import TrainingDiverged, denormal_count, load_checkpoint, position
 
 CONFIGS = {
     "nade": {
@@ -37,6 +39,16 @@ CONFIGS = {
         "averaging": 0.9,  # the parameter average is resumed too
         "checkpoint_minutes": 0,
     },
+    "pixelcnn": {
+        "channels": 4,
+        "head": 4,
+        "layers": 2,
+        "epochs": 4,
+        "batch_size": 32,
+        "lr": 0.01,
+        "averaging": 0.9,
+        "checkpoint_minutes": 0,
+    },
 }
 
 
@@ -46,10 +58,10 @@ def read_column(path, column):
 
 
 def final_state(path):
-    return load_checkpoint(path)["state"]
+    return checkpoints.load(path)["state"]
 
 
-@pytest.mark.parametrize("name, cls", [("nade", NADE), ("made", MADE)])
+@pytest.mark.parametrize("name, cls", [("nade", NADE), ("made", MADE), ("pixelcnn", PixelCNN)])
 def test_interrupted_run_resumes_to_the_same_parameters(
     tiny_data, tmp_path, name, cls, monkeypatch
 ):
@@ -135,7 +147,7 @@ def test_a_signal_while_an_epochs_curve_is_written_still_leaves_a_checkpoint(
     tiny_data, tmp_path, monkeypatch
 ):
     """The signal comes after the epoch's checkpoint decision: it is seen at the next step."""
-    from arbench import train as train_module
+    from arbench import trainer as train_module
 
     config = {**CONFIGS["made"], "checkpoint_minutes": 60.0}
     original = train_module.write_metrics

@@ -14,6 +14,7 @@ from arbench.models.made import MADE
 from arbench.models.mob import MixtureOfBernoullis
 from arbench.models.nade import NADE
 from arbench.models.pca_gmm import PCAGMM
+from arbench.models.pixelcnn import PixelCNN
 
 SHAPE = (1, 2, 2)  # the bottom row (2 pixels) hidden
 HIDDEN = hidden_region(SHAPE, 0.5)
@@ -41,6 +42,11 @@ def exact_models(scrambled):
             scrambled(MADE, SHAPE, 4, {"hidden": [8], "output": "logistic_mixture"}),
             4,
         ),
+        "pixelcnn": (scrambled(PixelCNN, SHAPE, 2, {"channels": 6, "head": 6, "layers": 2}), 2),
+        "pixelcnn-categorical": (
+            scrambled(PixelCNN, SHAPE, 3, {"channels": 6, "head": 6, "output": "categorical"}),
+            3,
+        ),
         "mob": (mob, 2),
         "gmm_diag": (diag, 3),
     }
@@ -60,9 +66,19 @@ def models(scrambled):
     return exact_models(scrambled)
 
 
-@pytest.mark.parametrize(
-    "name", ["nade", "nade-categorical", "made-masks", "made-logistic", "mob", "gmm_diag"]
-)
+EXACT = [
+    "nade",
+    "nade-categorical",
+    "made-masks",
+    "made-logistic",
+    "pixelcnn",
+    "pixelcnn-categorical",
+    "mob",
+    "gmm_diag",
+]
+
+
+@pytest.mark.parametrize("name", EXACT)
 def test_conditional_probabilities_over_every_completion_sum_to_one(models, name):
     model, levels = models[name]
     for observed in itertools.product(range(levels), repeat=2):
@@ -73,9 +89,7 @@ def test_conditional_probabilities_over_every_completion_sum_to_one(models, name
         assert np.exp(np.asarray(log_p, dtype=np.float64)).sum() == pytest.approx(1.0, abs=1e-6)
 
 
-@pytest.mark.parametrize(
-    "name", ["nade", "nade-categorical", "made-masks", "made-logistic", "mob", "gmm_diag"]
-)
+@pytest.mark.parametrize("name", EXACT)
 def test_completions_keep_the_observed_pixels_and_follow_the_conditional(models, name):
     model, levels = models[name]
     observed = np.array([1, 0])

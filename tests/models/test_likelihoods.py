@@ -10,7 +10,9 @@ from arbench.models.base import log_mean_exp
 from arbench.models.made import MADE
 from arbench.models.mob import MixtureOfBernoullis
 from arbench.models.nade import NADE
+from arbench.models.pixelcnn import PixelCNN
 
+PIXELCNN = {"channels": 6, "head": 6, "layers": 3, "kernel": 3, "first_kernel": 3}
 CASES = [
     # (model class, shape, levels, config)
     (NADE, (1, 2, 5), 2, {"hidden": 7}),
@@ -30,6 +32,13 @@ CASES = [
         4,
         {"hidden": [8], "output": "logistic_mixture", "order_agnostic": True, "masks": 3},
     ),
+    (PixelCNN, (1, 2, 5), 2, PIXELCNN),
+    (PixelCNN, (1, 3, 3), 2, {**PIXELCNN, "first_kernel": 5}),
+    (PixelCNN, (1, 2, 3), 3, {**PIXELCNN, "output": "categorical"}),
+    # colour: sub-pixels R, G, B of one pixel in order, through the coupling coefficients
+    (PixelCNN, (3, 1, 2), 3, {**PIXELCNN, "output": "categorical"}),
+    (PixelCNN, (3, 2, 1), 4, {**PIXELCNN, "output": "logistic_mixture", "components": 2}),
+    (PixelCNN, (2, 2, 2), 2, PIXELCNN),
 ]
 IDS = [f"{c.__name__}-{s}-{lv}-{i}" for i, (c, s, lv, _) in enumerate(CASES)]
 

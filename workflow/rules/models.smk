@@ -4,11 +4,11 @@ rule train:
     that finished while Snakemake was being interrupted writes its model again without training."""
     input:
         data=plan.path("data"),
-        code=model_code("train"),
     output:
         model=plan.path("model"),
         metrics=plan.path("curve"),
     params:
+        code=model_code("train"),
         settings=settings_json,
         checkpoint=plan.path("checkpoint"),
     threads: config["resources"]["threads"]
@@ -21,22 +21,22 @@ rule train:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} "
-        + PYTHON
-        + " -m arbench.train --data {input.data} --model {wildcards.model} "
+        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.train '
+        "--data {input.data} --model {wildcards.model} "
         "--settings {params.settings:q} --out {output.model} --metrics {output.metrics} "
         "--checkpoint {params.checkpoint} --keep-checkpoint > {log} 2>&1"
 
 
 rule sample:
-    """Draw samples from a trained model."""
+    """Draw two independent sets of samples from a trained model: the verdict chooses on one and
+    judges on the other."""
     input:
         model=plan.path("model"),
-        code=model_code("sample"),
     output:
         plan.path("samples"),
     params:
-        n=config["samples"]["count"],
+        code=model_code("sample"),
+        n=2 * config["samples"]["count"],
         seed=config["samples"]["seed"],
         device=config["device"],
     threads: config["resources"]["threads"]
@@ -49,9 +49,8 @@ rule sample:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} "
-        + PYTHON
-        + " -m arbench.sample --model {input.model} "
+        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.sample '
+        "--model {input.model} "
         "--n {params.n} --seed {params.seed} --device {params.device} --out {output} "
         "> {log} 2>&1"
 
@@ -61,11 +60,11 @@ rule evaluate:
     input:
         data=plan.path("data"),
         model=plan.path("model"),
-        code=model_code("evaluate"),
     output:
         metrics=plan.path("metrics"),
         nll=plan.path("nll"),
     params:
+        code=model_code("evaluate"),
         device=config["device"],
     threads: config["resources"]["threads"]
     resources:
@@ -77,9 +76,8 @@ rule evaluate:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} "
-        + PYTHON
-        + " -m arbench.evaluate --data {input.data} "
+        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.evaluate '
+        "--data {input.data} "
         "--model {input.model} --device {params.device} --out {output.metrics} --nll {output.nll} "
         "> {log} 2>&1"
 
@@ -89,11 +87,11 @@ rule complete:
     input:
         data=plan.path("data"),
         model=plan.path("model"),
-        code=model_code("complete"),
     output:
         summary=plan.path("completion"),
         images=plan.path("completion_images"),
     params:
+        code=model_code("complete"),
         hidden_rows=config["completion"]["hidden_rows"],
         images=config["completion"]["images"],
         completions=config["completion"]["completions"],
@@ -109,9 +107,8 @@ rule complete:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} "
-        + PYTHON
-        + " -m arbench.complete --data {input.data} --model {input.model} "
+        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.complete '
+        "--data {input.data} --model {input.model} "
         "--hidden-rows {params.hidden_rows} --images {params.images} "
         "--completions {params.completions} --seed {params.seed} --device {params.device} "
         "--out {output.summary} > {log} 2>&1"
