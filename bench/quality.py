@@ -22,7 +22,8 @@ import torch
 from arbench.cli import json_object
 from arbench.data.format import Dataset
 from arbench.data.mnist import check_binarized_split
-from arbench.train import fit, flush_denormals
+from arbench.train import fit
+from arbench.trainer import flush_denormals
 
 
 def binarized_mnist(folder: Path) -> Dataset:

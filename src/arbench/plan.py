@@ -41,6 +41,9 @@ TRAINING_DEFAULTS = {
     # is validated and saved; 0 validates and saves the parameters themselves.
     "averaging": 0.0,
     "tf32": False,
+    # Compile the training loss with torch.compile (fuses the elementwise work around PixelCNN's
+    # convolutions: about 1.2x on a CPU core); the first steps wait for the compiler
+    "compile": False,
     "device": "auto",
     "threads": None,
 }
@@ -66,6 +69,63 @@ class SettingsError(ValueError):
     """A setting that is unknown or of the wrong type; the message names it and what to do."""
 
 
+# Rules between settings, or between settings and the data, that the schema cannot state. Each
+# takes a job's complete settings and the levels of its dataset's images and returns what is
+# wrong, or None. The workflow applies them to every job before any runs (`check_job`); the
+# models and the training loop apply the same ones when used directly.
+
+
+def validations_span_patience(settings: dict, levels: int) -> str | None:
+    if settings["patience"] < settings["validate_every"]:
+        return (
+            f"patience {settings['patience']} is shorter than validate_every "
+            f"{settings['validate_every']}: early stopping judges only validated epochs, so "
+            "patience must span at least one validation; raise patience or validate more often"
+        )
+    return None
+
+
+def completes_in_raster_order(settings: dict, levels: int) -> str | None:
+    if settings.get("ordering", "natural") != "natural" or settings.get("order_agnostic"):
+        return (
+            "ordering: random and order_agnostic: true put hidden pixels before observed ones, "
+            "so the model cannot complete the bottom rows of an image exactly (every run "
+            "completes images); use ordering: natural and order_agnostic: false"
+        )
+    return None
+
+
+def output_fits_levels(settings: dict, levels: int) -> str | None:
+    if settings.get("output") == "bernoulli" and levels != 2:
+        return (
+            f"output: bernoulli needs binary images, but this dataset has {levels} levels; "
+            "use output: auto"
+        )
+    return None
+
+
+def binary_images(settings: dict, levels: int) -> str | None:
+    if levels != 2:
+        return (
+            f"a mixture of Bernoullis needs binary images, but this dataset has {levels} "
+            "levels; binarize it or leave mob out of its models"
+        )
+    return None
+
+
+def odd_kernels(settings: dict, levels: int) -> str | None:
+    for key in ("kernel", "first_kernel"):
+        if settings[key] % 2 == 0:
+            return f"{key} must be odd (a centred convolution), got {settings[key]}"
+    return None
+
+
+def broken_rule(entry: ModelEntry, settings: dict, levels: int) -> str | None:
+    """What the first rule of `entry` that `settings` break says, or None."""
+    rules = (*(NEURAL_RULES if entry.neural else ()), *entry.rules)
+    return next((found for rule in rules if (found := rule(settings, levels))), None)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
@@ -76,6 +136,7 @@ class ModelEntry:
     defaults: dict = field(default_factory=dict)
     # settings that take one value or a list of them (a grid to choose from on the valid split)
     one_or_list: tuple[str, ...] = ()
+    rules: tuple = ()  # rules of its own between its settings and the data (see above)
 
     @property
     def settings(self) -> dict:
@@ -86,6 +147,8 @@ class ModelEntry:
     def load(self):
         return getattr(importlib.import_module(self.module), self.cls)
 
+
+NEURAL_RULES = (validations_span_patience, completes_in_raster_order, output_fits_levels)
 
 OUTPUT_DEFAULTS = {
     "output": "auto",
@@ -118,6 +181,23 @@ MODELS = {
             "autoregressive",
             neural=True,
             defaults={"hidden": [500], "masks": 1, "direct": True, "blocks": 4, **OUTPUT_DEFAULTS},
+        ),
+        ModelEntry(
+            "pixelcnn",
+            "arbench.models.pixelcnn",
+            "PixelCNN",
+            "autoregressive",
+            neural=True,
+            defaults={
+                "channels": 32,
+                "layers": 5,
+                "kernel": 3,
+                "first_kernel": 7,
+                "head": 32,
+                "output": "auto",
+                "components": 5,
+            },
+            rules=(odd_kernels,),
         ),
         ModelEntry(
             "gmm",
@@ -176,6 +256,7 @@ MODELS = {
             "mixture",
             neural=False,
             defaults={"components": 100, "max_iter": 50, "tol": 1e-4, "smoothing": 1e-2},
+            rules=(binary_images,),
         ),
     )
 }
@@ -185,11 +266,16 @@ MODELS = {
 class SourceEntry:
     name: str
     module: str
-    function: str
+    function: str  # builds the dataset from its spec
     defaults: dict
 
     def load(self):
         return getattr(importlib.import_module(self.module), self.function)
+
+    def image_preparer(self):
+        """`prepare_image(pillow_image, spec, game=None)`: one image file as the source's
+        preprocessing makes its images (every source module has one)."""
+        return importlib.import_module(self.module).prepare_image
 
 
 SPLIT = [0.8, 0.1, 0.1]
@@ -257,6 +343,25 @@ SOURCES = {
             },
         ),
     )
+}
+
+
+# The sample-quality metrics that vote (`arbench.sample_metrics` defines each one's math), in the
+# feature spaces of `arbench.features` and the principal components of the pixels: which way is
+# better, and which part of the hypothesis each measures: **fidelity** (samples lie where real
+# images do), **diversity** (they reach everywhere real images do), or the **omnibus** classifier
+# test, which sees both.
+SPACES = ("learned", "contrastive", "random", "pca")
+FIDELITY, DIVERSITY, OMNIBUS = "fidelity", "diversity", "omnibus"
+PARTS = (FIDELITY, DIVERSITY, OMNIBUS)
+METRICS = {
+    **{f"frechet_{space}": ("lower", FIDELITY) for space in SPACES},
+    **{f"kid_{space}": ("lower", FIDELITY) for space in SPACES},
+    "precision": ("higher", FIDELITY),
+    "density": ("higher", FIDELITY),
+    "recall": ("higher", DIVERSITY),
+    "coverage": ("higher", DIVERSITY),
+    "c2st_accuracy": ("lower", OMNIBUS),
 }
 
 
@@ -441,6 +546,46 @@ def job_settings(config: dict, dataset: str, name: str) -> dict:
     return model_settings(model, settings)
 
 
+def spec_levels(spec: dict) -> int:
+    """The levels of the images a dataset spec makes (every source binarizes or quantizes)."""
+    if spec["source"] == "binarized_mnist" or spec.get("binarize"):
+        return 2
+    return spec["levels"]
+
+
+def spec_height(spec: dict) -> int:
+    """The rows of the images a dataset spec makes (MNIST's sources keep 28)."""
+    return spec["size"][0] if "size" in spec else 28
+
+
+def check_job(config: dict, dataset: str, name: str, settings: dict) -> None:
+    """Refuse, before any job runs, settings of a training run that its jobs would fail on."""
+    spec = dataset_spec(config, dataset)
+    found = broken_rule(model_entry(name), settings, spec_levels(spec))
+    if found:
+        model = replicate_of(name)[0]
+        overridden = model in config["datasets"][dataset].get("overrides", {})
+        where = f"datasets.{dataset}.overrides.{model}" if overridden else f"models.{model}"
+        raise SettingsError(f"{where} (on dataset {dataset}): {found}")
+
+
+def hidden_rows(height: int, fraction: float) -> int:
+    """How many bottom rows of an image `height` rows high completion hides."""
+    if not 0 < fraction < 1:
+        raise SettingsError(
+            f"completion.hidden_rows must be a fraction in (0, 1) of the rows to hide, got "
+            f"{fraction}: 0 hides nothing and 1 hides the whole image"
+        )
+    rows = round(height * fraction)
+    if rows in (0, height):
+        raise SettingsError(
+            f"completion.hidden_rows {fraction} of {height} rows hides "
+            f"{'no row' if rows == 0 else 'every row'}; choose a fraction that hides some rows "
+            "but not all"
+        )
+    return rows
+
+
 def gpus(config: dict, model: str) -> int:
     return config["resources"]["gpu"] if model_entry(model).neural else 0
 
@@ -471,6 +616,7 @@ LAYOUT = {
     "prepare_log": "results/logs/prepare/{dataset}.log",
     "prepare_benchmark": "results/benchmarks/prepare/{dataset}.tsv",
     "report_log": "results/logs/report.log",
+    "stale_log": "results/logs/stale.log",
     "report_benchmark": "results/benchmarks/report.tsv",
     "report": "results/report.md",
     "likelihoods": "results/likelihoods.csv",
@@ -498,17 +644,55 @@ RUN_RESULTS = ("model", "curve", "samples", "metrics", "nll", "quality", "comple
 RUN_RESULTS += ("completion_images",)
 
 
+def result_kinds(datasets: dict[str, list[str]]) -> dict[str, str]:
+    """Every file the stages write for these datasets and their training runs, with its kind."""
+    files = {path(kind, dataset=d): kind for d in datasets for kind in DATASET_RESULTS}
+    files.update(
+        (path(kind, dataset=d, model=m), kind)
+        for d, runs in datasets.items()
+        for m in runs
+        for kind in RUN_RESULTS
+    )
+    return files
+
+
 def run_results(datasets: dict[str, list[str]]) -> list[str]:
     """Every file the stages write for these datasets and their training runs. The workflow's
     default target asks for all of them: Snakemake remakes a missing file only when a target
     needs it, and sees a changed set of inputs only where every output has metadata."""
-    files = [path(kind, dataset=d) for d in datasets for kind in DATASET_RESULTS]
-    files += [
-        path(kind, dataset=d, model=m)
-        for d, runs in datasets.items()
-        for m in runs
-        for kind in RUN_RESULTS
-    ]
+    return list(result_kinds(datasets))
+
+
+DATASET_STAGES = ("features", "metric_check")  # jobs per dataset, besides prepare
+RUN_STAGES = ("train", "sample", "evaluate", "quality", "complete")  # jobs per training run
+REPORT_FILES = (
+    "report",
+    "likelihoods",
+    "sample_quality",
+    "report_log",
+    "report_benchmark",
+    "stale_log",
+)
+FIGURES = ("samples", "nearest", "completion", "training")
+
+
+def expected_files(datasets: dict[str, list[str]]) -> set[str]:
+    """Every file under `results/` that a run of these datasets and training runs may hold: its
+    results, logs, benchmarks, figures and the checkpoints of its training runs."""
+    files = set(run_results(datasets)) | {path(kind) for kind in REPORT_FILES}
+    for d, runs in datasets.items():
+        files |= {path("prepare_log", dataset=d), path("prepare_benchmark", dataset=d)}
+        for stage in DATASET_STAGES:
+            files |= {path(k, stage=stage, dataset=d) for k in ("dataset_log", "dataset_benchmark")}
+        files |= {
+            str(Path(path("figure", dataset=d, figure=f)).with_suffix(suffix))
+            for f in FIGURES
+            for suffix in (".png", ".pdf")
+        }
+        for m in runs:
+            files.add(path("checkpoint", dataset=d, model=m))
+            for stage in RUN_STAGES:
+                files |= {path(k, stage=stage, dataset=d, model=m) for k in ("log", "benchmark")}
     return files
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from arbench.contracts import CURVE  # noqa: E402
 from arbench.files import atomic_write  # noqa: E402
 
 
@@ -42,6 +42,17 @@ def save(figure, out: Path) -> list[Path]:
     return paths
 
 
+def image_panel(images: np.ndarray, levels: int, title: str, out: Path) -> list[Path]:
+    """One grid of images, as square as their number allows."""
+    columns = int(np.ceil(np.sqrt(len(images))))
+    rows = -(-len(images) // columns)
+    figure, axis = plt.subplots(figsize=(0.5 * columns + 1, 0.5 * rows + 1))
+    axis.imshow(image_grid(images, levels, columns), interpolation="nearest")
+    axis.set_title(title, fontsize=10)
+    axis.axis("off")
+    return save(figure, out)
+
+
 def sample_panels(
     real: np.ndarray,
     samples: dict[str, np.ndarray],
@@ -64,8 +75,7 @@ def sample_panels(
 
 def read_curves(path: Path) -> dict[str, list[float]]:
     """Per epoch its train NLL, and per validated epoch (`valid_epoch`) its valid NLL."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = CURVE.read(path)
     validated = [r for r in rows if r["valid_nll"]]
     return {
         "epoch": [float(r["epoch"]) for r in rows],

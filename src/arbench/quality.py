@@ -3,11 +3,21 @@
 `python -m arbench.quality --data D.npz --features F.pt --samples S.npz --out Q.json` measures one
 model's samples; the metric check (`arbench.metric_check`) measures its known-answer sets the same
 way. Every set is compared with the same test images (a random subset of at most `TEST_IMAGES`),
-by each metric of `arbench.sample_metrics`: Fréchet and kernel distances in three feature spaces
-(the dataset's learned encoder, `arbench.features`; a random encoder of the same shape; the top
-principal components of the training pixels), precision, recall, density and coverage in the
-learned features, the classifier two-sample test, and diversity, novelty and copies, which
-describe but do not vote.
+by each metric of `arbench.sample_metrics`: Fréchet and kernel distances in four feature spaces
+(the dataset's autoencoder and contrastive encoder, `arbench.features`; a random encoder of the
+same shape; the top principal components of the training pixels), precision, recall, density and
+coverage in the autoencoder's features, the classifier two-sample test, and diversity, novelty
+and copies, which describe but do not vote.
+
+A model's samples file holds two independent draws of `n` images: the first (`model`) is what
+the tables and figures show and what the verdict compares; the second (`selection`) is what the
+verdict chooses each family's representative on, so that a family with more members gains
+nothing from the noise of the draw it is judged on. The classifier test, the costliest
+measurement, is left out of the choice and measured on the first draw only.
+
+Beside the metrics, each set's pixels are described (they do not vote): the mean and spread of
+its levels per channel, the share of the two extreme levels, and its roughness (the mean absolute
+difference between neighbouring pixels, in levels): what a small classifier sees first.
 
 ± is a standard error: for the distances and the k-NN measures, from random halves of both sets
 (the spread of half-size estimates divided by √2); for the classifier, binomial over its held-out
@@ -19,7 +29,6 @@ every space are read in the same units.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -29,11 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from arbench.cli import positive_int, run_stage, stage_parser
+from arbench.contracts import QUALITY, SAMPLES
 from arbench.data.format import load_dataset
-from arbench.features import FeatureSpaces
-from arbench.files import write_text
+from arbench.features import ENCODERS, FeatureSpaces
+from arbench.plan import SPACES
 from arbench.sample_metrics import (
-    SPACES,
     FeatureSpace,
     K,
     TooFewImages,
@@ -86,7 +95,7 @@ class Reference:
 
     def features(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Each space's features, divided by the spread of the test images' features in it."""
-        found = {space: self.spaces.embed(images, space) for space in ("learned", "random")}
+        found = {space: self.spaces.embed(images, space) for space in ENCODERS}
         found["pca"] = self.pca(flat(images, self.data.levels))
         return {space: values / self.scales[space] for space, values in found.items()}
 
@@ -101,8 +110,21 @@ def estimates(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray]) -> dic
     return values
 
 
-def measure(images: np.ndarray, reference: Reference, seed: int = 0) -> dict:
-    """Every measurement of one set of images against the reference's test images."""
+def pixel_statistics(images: np.ndarray, levels: int) -> dict:
+    values = images.astype(np.float64)
+    across = np.abs(np.diff(values, axis=3)).mean() if images.shape[3] > 1 else 0.0
+    down = np.abs(np.diff(values, axis=2)).mean() if images.shape[2] > 1 else 0.0
+    return {
+        "channel_mean": values.mean((0, 2, 3)).tolist(),
+        "channel_sd": values.std((0, 2, 3)).tolist(),
+        "extreme_share": float(((images == 0) | (images == levels - 1)).mean()),
+        "roughness": float((across + down) / 2),
+    }
+
+
+def measure(images: np.ndarray, reference: Reference, seed: int = 0, classifier=True) -> dict:
+    """Every measurement of one set of images against the reference's test images (without
+    `classifier`, all but the classifier two-sample test)."""
     if len(images) <= 2 * K:
         raise TooFewImages(
             f"sample quality needs more than {2 * K} images (k-NN on half sets, k = {K}), "
@@ -126,7 +148,8 @@ def measure(images: np.ndarray, reference: Reference, seed: int = 0) -> dict:
         }
         for name, value in point.items()
     }
-    result["c2st_accuracy"] = two_sample_test(images, reference.test, reference.data.levels)
+    if classifier:
+        result["c2st_accuracy"] = two_sample_test(images, reference.test, reference.data.levels)
     distance, neighbour = nearest(flat(images, reference.data.levels), reference.train_pixels)
     result.update(
         diversity={"value": diversity(ours["learned"])},
@@ -136,6 +159,7 @@ def measure(images: np.ndarray, reference: Reference, seed: int = 0) -> dict:
         },
         copied_fraction=float((distance == 0).mean()),
         images=len(images),
+        pixels=pixel_statistics(images, reference.data.levels),
         nearest_train_index=neighbour.tolist(),  # what the report's neighbour panels show
     )
     return result
@@ -147,21 +171,29 @@ def set_size(requested: int, data) -> int:
 
 
 def assess(data_path, features_path, samples_path, n: int, out) -> dict:
-    """Measure one model's samples (the first `n`, or as many valid images as there are)."""
+    """Measure one model's two draws of samples: the first `n` (or as many as there are valid
+    images), then the next as many."""
     data = load_dataset(data_path)
-    samples = np.load(samples_path)["samples"]
+    samples = SAMPLES.read(samples_path, levels=data.levels, shape=data.shape)["samples"]
     size = set_size(n, data)
-    if len(samples) < size:
-        raise TooFewImages(f"{samples_path} holds {len(samples)} samples; {size} are measured")
+    if len(samples) < 2 * size:
+        raise TooFewImages(
+            f"{samples_path} holds {len(samples)} samples; two draws of {size} are measured: "
+            f"sample {2 * size} or more"
+        )
     reference = Reference.of(data, FeatureSpaces.load(features_path))
+    selection = measure(samples[size : 2 * size], reference, seed=1, classifier=False)
+    selection.pop("nearest_train_index")
     result = {
         "dataset": Path(data_path).stem,
         "samples_file": str(samples_path),
         "test_images": len(reference.test),
         "test_diversity": diversity(reference.test_features["learned"]),
+        "test_pixels": pixel_statistics(reference.test, data.levels),
         "model": measure(samples[:size], reference),
+        "selection": selection,
     }
-    write_text(out, json.dumps(result, indent=2) + "\n")
+    QUALITY.write(out, result)
     log.info("%s: %s", samples_path, summary_line(result["model"]))
     return result
 
@@ -188,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "--n",
         type=positive_int,
         default=500,
-        help="images a set (at most the valid images)",
+        help="images a set (at most the valid images); the samples file holds two sets",
     )
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)

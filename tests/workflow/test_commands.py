@@ -19,6 +19,7 @@ from tiny_workflow import REPO
 from arbench import plan
 from arbench import train as train_module
 from arbench.data.format import save_dataset
+from arbench.trainer import make_optimizer
 
 pytestmark = pytest.mark.slow
 
@@ -144,7 +145,7 @@ def test_nested_overrides_of_the_full_config_keep_their_types():
     assert made["masks"] == 4 and made["hidden"] == [300, 300] and made["lr"] == 0.0002
     assert all(type(v) is int for v in made["hidden"])
     counts = {option(w, "--n") for w in shell_commands(output, "sample")}
-    assert counts == {"50"}
+    assert counts == {"100"}  # two draws of 50: one chooses, the other is judged
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "full.yaml", "study.yaml"])
@@ -163,11 +164,12 @@ def test_every_setting_reaches_the_model_and_optimizer_with_its_type(name, tmp_p
     class Reached(Exception):
         """Raised once the settings have arrived: nothing needs to train."""
 
-    def neural(model, data, training, checkpoint, metrics, keep_checkpoint=False):
-        optimizer = train_module.make_optimizer(model, training)
-        seen["model"], seen["training"] = dict(model.config), training
-        seen["optimizer"] = {k: optimizer.param_groups[0][k] for k in ("lr", "weight_decay")}
-        raise Reached
+    class Trainer:
+        def __init__(self, model, data, training, checkpoint, metrics):
+            optimizer = make_optimizer(model, training)
+            seen["model"], seen["training"] = dict(model.config), training
+            seen["optimizer"] = {k: optimizer.param_groups[0][k] for k in ("lr", "weight_decay")}
+            raise Reached
 
     def build(model_name, shape, levels, architecture):
         model = original_build(model_name, shape, levels, architecture)
@@ -177,7 +179,7 @@ def test_every_setting_reaches_the_model_and_optimizer_with_its_type(name, tmp_p
         return model
 
     original_build = train_module.build_model
-    monkeypatch.setattr(train_module, "train_neural", neural)
+    monkeypatch.setattr(train_module, "Trainer", Trainer)
     monkeypatch.setattr(train_module, "build_model", build)
     for words in commands:
         dataset, run = Path(option(words, "--data")).stem, option(words, "--model")

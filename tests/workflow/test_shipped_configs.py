@@ -32,6 +32,7 @@ LOCAL_FACES_CONTENT_SHA256 = "1f77fae29be324cfb689c594a6d437d72b6dcb14cb1bffa1dd
 SMALL_OVERRIDES = {
     "nade": {"hidden": 8},
     "made": {"hidden": [16, 16]},
+    "pixelcnn": {"channels": 4, "head": 4, "layers": 2},
     "gmm": {"components": [1, 2]},
     "pca_gmm": {"components": 2},
 }
@@ -63,6 +64,7 @@ def shrunk(shared_data) -> dict:
         "models": {
             "nade": {"hidden": 8, "epochs": 1},
             "made": {"hidden": [16, 16], "epochs": 1},
+            "pixelcnn": {"channels": 4, "head": 4, "layers": 2, "epochs": 1},
             "gmm": {"components": [1, 2]},
             "gmm_diag": {"components": 3},
             "pca_gmm": {"components": 2},

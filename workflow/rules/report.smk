@@ -2,10 +2,11 @@ rule features:
     """A feature space learned on the dataset's training images, and a random one beside it."""
     input:
         data=plan.path("data"),
-        code=code_files("arbench.features"),
     output:
         features=plan.path("features"),
         summary=plan.path("features_summary"),
+    params:
+        code=code_digest("arbench.features"),
     threads: config["resources"]["threads"]
     log:
         plan.path("dataset_log", stage="features"),
@@ -14,9 +15,8 @@ rule features:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} "
-        + PYTHON
-        + " -m arbench.features --data {input.data} --out {output.features} > {log} 2>&1"
+        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.features '
+        "--data {input.data} --out {output.features} > {log} 2>&1"
 
 
 rule metric_check:
@@ -24,10 +24,10 @@ rule metric_check:
     input:
         data=plan.path("data"),
         features=plan.path("features"),
-        code=code_files("arbench.metric_check"),
     output:
         plan.path("metric_check"),
     params:
+        code=code_digest("arbench.metric_check"),
         n=config["samples"]["count"],
     threads: config["resources"]["threads"]
     log:
@@ -37,9 +37,8 @@ rule metric_check:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} "
-        + PYTHON
-        + " -m arbench.metric_check --data {input.data} --features {input.features} "
+        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.metric_check '
+        "--data {input.data} --features {input.features} "
         "--n {params.n} --out {output} > {log} 2>&1"
 
 
@@ -49,10 +48,10 @@ rule quality:
         data=plan.path("data"),
         features=plan.path("features"),
         samples=plan.path("samples"),
-        code=code_files("arbench.quality"),
     output:
         plan.path("quality"),
     params:
+        code=code_digest("arbench.quality"),
         n=config["samples"]["count"],
     threads: config["resources"]["threads"]
     log:
@@ -62,9 +61,8 @@ rule quality:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} "
-        + PYTHON
-        + " -m arbench.quality --data {input.data} --features {input.features} "
+        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.quality '
+        "--data {input.data} --features {input.features} "
         "--samples {input.samples} --n {params.n} --out {output} > {log} 2>&1"
 
 
@@ -79,7 +77,6 @@ rule report:
             for files in models.values()
             for path in files.values()
         ],
-        code=code_files("arbench.report"),
     output:
         report=report(plan.path("report"), caption="../report/report.rst", category="Report"),
         table=report(
@@ -104,6 +101,7 @@ rule report:
             category="Training curves",
         ),
     params:
+        code=code_digest("arbench.report"),
         inputs=json.dumps({**REPORT_INPUTS, "skipped": SKIPPED}, sort_keys=True),
     log:
         plan.path("report_log"),
@@ -112,4 +110,33 @@ rule report:
     conda:
         "../../envs/arbench.yaml"
     shell:
-        PYTHON + " -m arbench.report --inputs {params.inputs:q} > {log} 2>&1"
+        '"$ARBENCH_PYTHON" -m arbench.report --inputs {params.inputs:q} > {log} 2>&1'
+
+
+
+rule stale:
+    """List the files under results/ that the current config does not make: left by datasets,
+    models or settings taken out of it, or set aside as damaged (`snakemake remove_stale`
+    removes them)."""
+    localrule: True
+    params:
+        config=json.dumps(config, sort_keys=True),
+    log:
+        plan.path("stale_log"),
+    conda:
+        "../../envs/arbench.yaml"
+    shell:
+        '"$ARBENCH_PYTHON" -m arbench.stale --config {params.config:q} 2>&1 | tee {log}'
+
+
+rule remove_stale:
+    """Remove the files `snakemake stale` lists."""
+    localrule: True
+    params:
+        config=json.dumps(config, sort_keys=True),
+    log:
+        plan.path("stale_log"),
+    conda:
+        "../../envs/arbench.yaml"
+    shell:
+        '"$ARBENCH_PYTHON" -m arbench.stale --config {params.config:q} --remove 2>&1 | tee {log}'
