@@ -1,19 +1,28 @@
 """Publish a finished study run (`config/study.yaml`) into the repository: the report, its figures
-as PNG, the likelihood and sample-quality tables, the config it ran with, and what the run cost
-(commit, wall time, peak memory, seconds per stage from Snakemake's benchmark files).
+as PNG, the likelihood and sample-quality tables, the config it ran with, what the run cost
+(commit, wall time, peak memory, seconds per stage from Snakemake's benchmark files), the
+previous answer beside the new one, and the trained models with their cards.
 
-    python bench/publish_study.py --run DIR --log RUN_LOG --commit SHA --out docs/study
+    python bench/publish_study.py --run DIR --log RUN_LOG --commit SHA --changes CHANGES.json \
+        --out docs/study
 
 DIR is the directory the study ran in (its `results/`); RUN_LOG is what `/usr/bin/time -f "%e s
 wall, %M KB max RSS" snakemake ...` printed, whose last such line gives the wall time and peak
-memory. Also prints the README's answer table (the verdict per dataset and the metrics that
-decided it).
+memory. CHANGES.json maps each dataset to what moved its verdict since the answer published in
+OUT before (the change of rule or instrument), so that no change of answer is silent.
+
+Models: each model's first training run goes to `OUT/models/{dataset}/{model}.pt`, smallest
+first, while they total at most `MODEL_BUDGET` bytes; each has a card beside it (`.json`, see
+`arbench.trained`), and a model that does not fit gets a card saying how to make it. A card's
+`check` is the NLL of the stored weights on fixed images a test can rebuild (`../shared/data`, or
+Atari frames generated again).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import platform
@@ -24,6 +33,27 @@ from datetime import date
 from pathlib import Path
 
 VERDICT = re.compile(r"^\*\*Verdict on (\w+): ([a-z ]+)\*\* — (.*)$", re.MULTILINE)
+MODEL_BUDGET = 50 * 2**20
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+CHECK_IMAGES = 500
+# Per dataset source: the fixed images a card's NLL is reproduced on (arbench.trained.check_images)
+CHECKS = {
+    "binarized_mnist": {
+        "kind": "amat",
+        "file": "binarized_mnist/binarized_mnist_valid.amat.gz",
+        "what": "the first 500 images of the standard binarized MNIST's valid split",
+    },
+    "anime_faces": {
+        "kind": "archive",
+        "file": "anime_faces/anime_faces_96px_2000.zip",
+        "what": "the first 500 faces of the 2,000-face archive, preprocessed as the dataset",
+    },
+    "atari": {
+        "kind": "generated",
+        "spec": {"frames": 800},
+        "what": "the test split of the dataset's spec generated again with 800 frames",
+    },
+}
 
 
 def stage_seconds(results: Path) -> dict[str, dict]:
@@ -69,9 +99,142 @@ def answer_table(report: str) -> str:
     return "\n".join(lines)
 
 
-def publish(run: Path, log: Path, commit: str, out: Path) -> dict:
+def previous_answer(out: Path) -> tuple[dict[str, str], str]:
+    """The verdicts published in `out` before, and the commit they came from."""
+    if not (out / "report.md").exists():
+        return {}, ""
+    verdicts = {d: o for d, o, _ in VERDICT.findall((out / "report.md").read_text())}
+    return verdicts, json.loads((out / "run.json").read_text())["commit"]
+
+
+def changes_table(previous: dict, commit: str, report: str, changes: dict) -> list[str]:
+    lines = [
+        "## The previous answer",
+        "",
+        f"The answer published before, from commit `{commit[:7]}`, beside this one, and the change "
+        "of rule or instrument that moved it:",
+        "",
+        "| dataset | previous verdict | new verdict | what moved it |",
+        "| --- | --- | --- | --- |",
+    ]
+    for dataset, outcome, _ in VERDICT.findall(report):
+        before = previous.get(dataset, "not run")
+        lines.append(f"| {dataset} | **{before}** | **{outcome}** | {changes[dataset]} |")
+    return lines
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_card(results: Path, dataset: str, run: str, commit: str) -> dict:
+    import numpy as np
+
+    from arbench.checkpoints import load_model
+    from arbench.data.format import load_dataset
+    from arbench.trained import TrainedModel, check_images
+
+    data = load_dataset(results / "data" / f"{dataset}.npz")
+    metrics = json.loads((results / "metrics" / dataset / f"{run}.json").read_text())
+    path = results / "models" / dataset / f"{run}.pt"
+    saved = load_model(path)
+    spec = data.meta["spec"]
+    card = {
+        "model": saved.name,
+        "run": run,
+        "dataset": {
+            "name": dataset,
+            "spec": spec,
+            "shape": list(data.shape),
+            "levels": data.levels,
+            "counts": data.meta["counts"],
+            "content_sha256": data.meta["content_sha256"],
+        },
+        "settings": saved.config,
+        "seed": saved.config.get("seed"),
+        "test_nll": {
+            "nats": metrics["nll_nats"],
+            "se": metrics["nll_nats_se"],
+            "bits_per_dim": metrics["bits_per_dim"],
+            "likelihood": "exact" if metrics["exact"] else "upper bound",
+            "images": metrics["test_images"],
+        },
+        "training": {
+            "seconds": metrics["train_seconds"],
+            "device": metrics["device"],
+            **(metrics.get("training") or {}),
+        },
+        "commit": commit,
+        "make": (
+            "snakemake --cores all --configfile config/study.yaml "
+            f"results/models/{dataset}/{run}.pt (at commit {commit[:7]}; see docs/study/README.md)"
+        ),
+    }
+    check = {**CHECKS[spec["source"]], "count": CHECK_IMAGES}
+    card["check"] = check
+    nll = -TrainedModel(saved, card, path).log_prob(check_images(card, SHARED))
+    check.update(nll_nats=float(nll.mean()), nll_nats_se=float(nll.std(ddof=1) / np.sqrt(len(nll))))
+    return card
+
+
+def publish_models(results: Path, out: Path, commit: str) -> list[dict]:
+    """The first training run of every model, with its card, smallest first within the budget."""
+    from arbench.plan import replicate_of
+
+    runs = sorted(
+        (path.stat().st_size, path.parent.name, path.stem)
+        for path in (results / "models").glob("*/*.pt")
+        if replicate_of(path.stem)[1] == 0
+    )
+    published, total = [], 0
+    for size, dataset, run in runs:
+        card = model_card(results, dataset, run, commit)
+        folder = out / "models" / dataset
+        folder.mkdir(parents=True, exist_ok=True)
+        source = results / "models" / dataset / f"{run}.pt"
+        fits = total + size <= MODEL_BUDGET
+        card["file"] = {"name": f"{run}.pt", "bytes": size, "sha256": sha256(source)}
+        card["file"]["dtype"] = "float32 (as trained)"
+        card["published"] = fits
+        if fits:
+            shutil.copy2(source, folder / f"{run}.pt")
+            total += size
+        (folder / f"{run}.json").write_text(json.dumps(card, indent=2) + "\n")
+        published.append(card)
+    return published
+
+
+def models_table(cards: list[dict]) -> list[str]:
+    lines = [
+        "## The trained models",
+        "",
+        "In [models/](models/), each with its card (`.json`: dataset and preprocessing, settings, "
+        "test NLL, how training ended, commit, sha256, and the NLL of the stored weights on fixed "
+        'images a test rebuilds). `arbench.load(path)` loads one (README.md, "Use the trained '
+        'models"). Those over the size budget are not published; their card says how to make '
+        "them.",
+        "",
+        "| dataset | model | test NLL (nats) | file size | published |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for card in sorted(cards, key=lambda c: (c["dataset"]["name"], c["model"])):
+        nll = card["test_nll"]
+        lines.append(
+            f"| {card['dataset']['name']} | {card['model']} | {nll['nats']:,.2f} ± {nll['se']:.2f} "
+            f"({nll['likelihood']}) | {card['file']['bytes'] / 2**20:.2f} MB | "
+            f"{'yes' if card['published'] else 'no: ' + card['make']} |"
+        )
+    return lines
+
+
+def publish(run: Path, log: Path, commit: str, out: Path, changes: dict) -> dict:
     results = run / "results"
     config = run / "config" / "study.yaml"  # what ran, not what the checkout holds now
+    previous, previous_commit = previous_answer(out)
     if out.exists():
         shutil.rmtree(out)
     (out / "figures").mkdir(parents=True)
@@ -116,6 +279,9 @@ def publish(run: Path, log: Path, commit: str, out: Path) -> dict:
             f"({row['slowest_seconds']:,.1f} s) |"
         )
     lines += ["", "## The answer", "", answer_table(report), ""]
+    if previous:
+        lines += [*changes_table(previous, previous_commit, report, changes), ""]
+    lines += [*models_table(publish_models(results, out, commit)), ""]
     (out / "README.md").write_text("\n".join(lines))
     return run_record
 
@@ -126,8 +292,15 @@ def main() -> None:
     parser.add_argument("--log", required=True, type=Path, help="the run's log, with /usr/bin/time")
     parser.add_argument("--commit", required=True)
     parser.add_argument("--out", type=Path, default=Path("docs/study"))
+    parser.add_argument(
+        "--changes",
+        type=Path,
+        required=True,
+        help="JSON: dataset -> what moved its verdict since the published answer",
+    )
     args = parser.parse_args()
-    record = publish(args.run, args.log, args.commit, args.out)
+    changes = json.loads(args.changes.read_text())
+    record = publish(args.run, args.log, args.commit, args.out, changes)
     print(json.dumps(record, indent=2))
     print(answer_table((args.out / "report.md").read_text()))
 

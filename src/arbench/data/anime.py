@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from arbench.data.download import VerificationError, fetch, file_digest, verify_file
-from arbench.data.pixels import centre_crop_resize, quantize, to_chw
+from arbench.data.pixels import centre_crop_resize, quantize, to_chw, to_rgb
 from arbench.data.splits import split_items
 from arbench.files import move_folder_into_place
 from arbench.plan import source_spec
@@ -97,25 +97,6 @@ def extract_archive(archive: Path, dest: Path, folder: str | None = None) -> Pat
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
-
-
-# Integer modes wider than 8 bits: Pillow's convert("RGB") clips them at 255, which turns a
-# 16-bit grayscale PNG white. Their full range is scaled down to 8 bits instead.
-WIDE_INTEGER_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any decodable image as 8-bit RGB."""
-    if image.mode in WIDE_INTEGER_MODES:
-        wide = np.asarray(image, dtype=np.float64)
-        if wide.min() < 0 or wide.max() > WIDE_INTEGER_MODES[image.mode]:
-            raise ValueError(f"{image.mode} values outside 0..{WIDE_INTEGER_MODES[image.mode]}")
-        narrow = np.round(wide * 255 / WIDE_INTEGER_MODES[image.mode]).astype(np.uint8)
-        return Image.fromarray(narrow).convert("RGB")
-    if image.mode == "F":
-        raise ValueError("floating-point images have no fixed range")
-    # Palette images may carry transparency that only converts cleanly via RGBA.
-    return (image.convert("RGBA") if image.mode in ("P", "PA") else image).convert("RGB")
 
 
 def read_image_folder(folder: Path, size, limit: int | None = None) -> tuple[np.ndarray, dict]:
@@ -223,3 +204,9 @@ def anime_faces(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     index = split_items(len(images), spec["split"], spec["seed"])
     splits = {name: images[idx] for name, idx in index.items()}
     return splits, levels, {"source": "anime_faces", "files": {"archive": files}, "images": report}
+
+
+def prepare_image(image: Image.Image, spec: dict, game: str | None = None) -> np.ndarray:
+    """One image as the faces of this spec are: RGB, centre-cropped and resized, quantized."""
+    resized = centre_crop_resize(to_rgb(image), tuple(spec["size"]))
+    return quantize(to_chw(resized)[None], spec["levels"])[0]

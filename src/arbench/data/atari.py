@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from arbench.data.format import SPLITS
-from arbench.data.pixels import quantize, to_chw
+from arbench.data.pixels import quantize, to_chw, to_rgb
 from arbench.data.splits import split_groups
 from arbench.plan import source_spec
 
@@ -286,3 +286,19 @@ def atari(spec: dict, resources: Path) -> tuple[dict, int, dict]:
         "dropped_as_copies_of_train": dropped,
     }
     return splits, levels, meta
+
+
+def prepare_image(image: Image.Image, spec: dict, game: str | None = None) -> np.ndarray:
+    """One screen as this spec's frames are: grey (or RGB), cropped to `game`'s play area (none
+    without a game: an image already cropped), area-resized, then binarized or quantized. The
+    contrast stretch of grey frames uses the frame's own range (the dataset used its game's
+    training frames)."""
+    rgb = spec["color"] == "rgb"
+    frame = np.asarray(to_rgb(image).convert("RGB" if rgb else "L"))
+    crop = game_crop(game, spec["crop"]) if game else [0, 0, 0, 0]
+    frames = shrink(frame, crop, spec["size"], rgb)[None]
+    if spec["binarize"] is not None:
+        return binarize(frames, spec["binarize"], spec["threshold"])[0]
+    if spec["autocontrast"]:
+        frames = autocontrast(frames, frames)
+    return quantize(frames, int(spec["levels"]))[0]

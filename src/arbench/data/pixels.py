@@ -59,3 +59,22 @@ def to_chw(image: Image.Image) -> np.ndarray:
     """Pillow image (L or RGB) to a uint8 (C, H, W) array."""
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+# Integer modes wider than 8 bits: Pillow's convert("RGB") clips them at 255, which turns a
+# 16-bit grayscale PNG white. Their full range is scaled down to 8 bits instead.
+WIDE_INTEGER_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any decodable image as 8-bit RGB."""
+    if image.mode in WIDE_INTEGER_MODES:
+        wide = np.asarray(image, dtype=np.float64)
+        if wide.min() < 0 or wide.max() > WIDE_INTEGER_MODES[image.mode]:
+            raise ValueError(f"{image.mode} values outside 0..{WIDE_INTEGER_MODES[image.mode]}")
+        narrow = np.round(wide * 255 / WIDE_INTEGER_MODES[image.mode]).astype(np.uint8)
+        return Image.fromarray(narrow).convert("RGB")
+    if image.mode == "F":
+        raise ValueError("floating-point images have no fixed range")
+    # Palette images may carry transparency that only converts cleanly via RGBA.
+    return (image.convert("RGBA") if image.mode in ("P", "PA") else image).convert("RGB")
