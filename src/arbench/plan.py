@@ -137,6 +137,9 @@ class ModelEntry:
     # settings that take one value or a list of them (a grid to choose from on the valid split)
     one_or_list: tuple[str, ...] = ()
     rules: tuple = ()  # rules of its own between its settings and the data (see above)
+    # how early its training starts among the jobs ready at once: the longest first, so that
+    # the last of them does not run alone on one core at the end of a run
+    training_priority: int = 0
 
     @property
     def settings(self) -> dict:
@@ -173,6 +176,7 @@ MODELS = {
                 "kernel": "auto",
                 **OUTPUT_DEFAULTS,
             },
+            training_priority=1,
         ),
         ModelEntry(
             "made",
@@ -181,6 +185,7 @@ MODELS = {
             "autoregressive",
             neural=True,
             defaults={"hidden": [500], "masks": 1, "direct": True, "blocks": 4, **OUTPUT_DEFAULTS},
+            training_priority=1,
         ),
         ModelEntry(
             "pixelcnn",
@@ -198,6 +203,7 @@ MODELS = {
                 "components": 5,
             },
             rules=(odd_kernels,),
+            training_priority=2,
         ),
         ModelEntry(
             "gmm",
@@ -588,6 +594,10 @@ def hidden_rows(height: int, fraction: float) -> int:
 
 def gpus(config: dict, model: str) -> int:
     return config["resources"]["gpu"] if model_entry(model).neural else 0
+
+
+def training_priority(model: str) -> int:
+    return model_entry(model).training_priority
 
 
 # ---------------------------------------------------------------------------------------------

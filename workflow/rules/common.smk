@@ -79,6 +79,10 @@ def gpus(wildcards):
     return plan.gpus(config, wildcards.model)
 
 
+def training_priority(wildcards):
+    return plan.training_priority(wildcards.model)
+
+
 def per_model(kind):
     return [plan.path(kind, dataset=d, model=m) for d, models in DATASETS.items() for m in models]
 

@@ -12,6 +12,7 @@ rule train:
         settings=settings_json,
         checkpoint=plan.path("checkpoint"),
     threads: config["resources"]["threads"]
+    priority: training_priority
     resources:
         gpu=gpus,
     log:
