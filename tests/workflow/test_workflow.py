@@ -292,7 +292,7 @@ def test_absent_optional_dataset_is_left_out_and_reported(tmp_path):
         # rules between settings, or between settings and the data, the schema cannot state
         (
             lambda c: c["models"]["made"].update(validate_every=3, patience=2),
-            "models.made (on dataset mnist): patience 2 is shorter than validate_every 3",
+            "models.made (on dataset atari): patience 2 is shorter than validate_every 3",
         ),
         (
             lambda c: c["datasets"]["atari"].update(models=["mob"]),
@@ -454,6 +454,7 @@ def test_a_finished_run_copied_with_its_code_to_another_folder_plans_nothing(fin
     """Code is recorded by content, not by where it lies: a copy of the checkout and of the run
     (as a move, or an install in place of the copy, makes them) has nothing to redo."""
     checkout = tmp_path / "checkout"
+    checkout.mkdir()
     for part in ("Snakefile", "workflow", "config", "profiles", "envs", "src"):
         copy_ = shutil.copytree if (REPO / part).is_dir() else shutil.copy
         copy_(REPO / part, checkout / part)
@@ -506,7 +507,8 @@ def test_a_damaged_result_is_set_aside_and_made_again_with_what_depends_on_it(fi
     data = workdir / "results/data/atari.npz"
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # an interrupted copy
     planned = snakemake(workdir, TINY, "--dry-run")
-    assert "results/data/atari.npz is damaged: is not a readable .npz" in planned.stderr
+    damage = "results/data/atari.npz is damaged: is not a readable .npz"
+    assert damage in planned.stdout + planned.stderr
     stopped = snakemake(workdir, TINY, check=False)
     assert stopped.returncode != 0
     assert "Damaged results were set aside, nothing was run" in stopped.stdout + stopped.stderr

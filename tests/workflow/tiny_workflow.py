@@ -75,7 +75,8 @@ def base_command(workdir: Path, *args: str) -> list[str]:
 def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
     """Write `config` into `workdir` and return the command that runs the workflow there."""
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
-    return base_command(workdir, "--configfile", str(workdir / "tiny.yaml"), *args)
+    # the config file last: --configfile takes every word after it up to the next option
+    return base_command(workdir, *args, "--configfile", str(workdir / "tiny.yaml"))
 
 
 def run(command: list[str], workdir: Path, check: bool = True, env=None):
