@@ -19,11 +19,13 @@ import yaml
 from slurm_cluster import PARTITION, SlurmCluster, unavailable_reason
 from tiny_workflow import REPO, TINY, make_faces, snakemake
 
+from arbench import checkpoints
+from arbench.plan import MODELS
 from arbench.trainer import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
-NEURAL = {"nade", "made"}
+NEURAL = {name for name, entry in MODELS.items() if entry.neural}
 DATASET_RULES = ("prepare", "features", "metric_check")
 MODEL_RULES = ("train", "sample", "evaluate", "quality", "complete")
 GPU_RULES = {"train", "sample", "evaluate", "complete"}  # those that run a neural model
@@ -159,7 +161,7 @@ def test_training_cancelled_by_slurm_resumes_from_its_checkpoint(cluster, tiny_d
     assert cluster.wait(second) == "COMPLETED", (tmp_path / "second.log").read_text()
     log = (tmp_path / "second.log").read_text()
     assert f"resuming from {checkpoint} {position}" in log
-    ours, theirs = load_checkpoint(killed)["state"], load_checkpoint(straight)["state"]
+    ours, theirs = checkpoints.load(killed)["state"], checkpoints.load(straight)["state"]
     for key, value in theirs.items():
         if isinstance(value, torch.Tensor):
             torch.testing.assert_close(ours[key], value, rtol=0, atol=0)
