@@ -77,12 +77,17 @@ def stage_seconds(results: Path) -> dict[str, dict]:
     }
 
 
-def wall_and_memory(log: Path) -> tuple[float, float]:
-    found = re.findall(r"([\d.]+) s wall, (\d+) KB max RSS", log.read_text())
-    if not found:
-        raise SystemExit(f"{log} has no '... s wall, ... KB max RSS' line from /usr/bin/time")
-    seconds, kilobytes = found[-1]
-    return float(seconds), int(kilobytes) / 2**20
+def wall_and_memory(logs: list[Path]) -> tuple[float, float]:
+    """The run's wall time, summed over its segments (a run a session end stopped and the same
+    command resumed: one log each), and its peak memory, the largest of theirs."""
+    seconds, kilobytes = 0.0, 0
+    for log in logs:
+        found = re.findall(r"([\d.]+) s wall, (\d+) KB max RSS", log.read_text())
+        if not found:
+            raise SystemExit(f"{log} has no '... s wall, ... KB max RSS' line from /usr/bin/time")
+        seconds += float(found[-1][0])
+        kilobytes = max(kilobytes, int(found[-1][1]))
+    return seconds, kilobytes / 2**20
 
 
 def cpu_model() -> str:
@@ -231,7 +236,7 @@ def models_table(cards: list[dict]) -> list[str]:
     return lines
 
 
-def publish(run: Path, log: Path, commit: str, out: Path, changes: dict) -> dict:
+def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) -> dict:
     results = run / "results"
     config = run / "config" / "study.yaml"  # what ran, not what the checkout holds now
     previous, previous_commit = previous_answer(out)
@@ -245,7 +250,7 @@ def publish(run: Path, log: Path, commit: str, out: Path, changes: dict) -> dict
     for table in ("likelihoods.csv", "sample_quality.csv"):
         shutil.copy2(results / table, out / table)
     shutil.copy2(config, out / "config.yaml")
-    seconds, gigabytes = wall_and_memory(log)
+    seconds, gigabytes = wall_and_memory(logs)
     stages = stage_seconds(results)
     run_record = {
         "commit": commit,
@@ -253,6 +258,7 @@ def publish(run: Path, log: Path, commit: str, out: Path, changes: dict) -> dict
         "date": date.today().isoformat(),
         "machine": f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
         "wall_seconds": seconds,
+        "segments": len(logs),
         "peak_memory_gb": round(gigabytes, 2),
         "stages": stages,
     }
@@ -264,8 +270,14 @@ def publish(run: Path, log: Path, commit: str, out: Path, changes: dict) -> dict
         f"`.snakemake/`) at commit `{commit}`, {run_record['date']}, on {run_record['machine']}, "
         'no GPU, the data placed under `resources/` as the README\'s "Without network" says.',
         "",
-        f"- wall time: **{seconds:,.0f} s ({seconds / 60:.1f} min)**; peak memory "
-        f"{gigabytes:.2f} GB",
+        f"- wall time: **{seconds:,.0f} s ({seconds / 60:.1f} min)**"
+        + (
+            f", the sum of {len(logs)} segments (stopped by a session's end, resumed by the same "
+            "command with `--rerun-incomplete`; trainings resume from their checkpoints)"
+            if len(logs) > 1
+            else ""
+        )
+        + f"; peak memory {gigabytes:.2f} GB",
         "- the report: [report.md](report.md); tables: [likelihoods.csv](likelihoods.csv), "
         "[sample_quality.csv](sample_quality.csv); the config it ran: [config.yaml](config.yaml) "
         "(`config/study.yaml`, kept equal by `tests/test_published_study.py`)",
@@ -289,7 +301,13 @@ def publish(run: Path, log: Path, commit: str, out: Path, changes: dict) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, type=Path, help="the directory the study ran in")
-    parser.add_argument("--log", required=True, type=Path, help="the run's log, with /usr/bin/time")
+    parser.add_argument(
+        "--log",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="the run's log with /usr/bin/time's line; one per segment of a resumed run",
+    )
     parser.add_argument("--commit", required=True)
     parser.add_argument("--out", type=Path, default=Path("docs/study"))
     parser.add_argument(
