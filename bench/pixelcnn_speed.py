@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from karpathy_made import ours_loss, steps  # noqa: E402
 from throughput import binarized_mnist  # noqa: E402
 
 from arbench.models.pixelcnn import PixelCNN  # noqa: E402
@@ -74,21 +75,6 @@ def load_their_gated_pixelcnn(snapshot: Path):
         ["git", "--git-dir", str(git_dir), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     return module.GatedPixelCNN, commit
-
-
-def steps(model, optimizer, loss_of, x, batch: int, count: int) -> float:
-    started = time.perf_counter()
-    for i in range(count):
-        chunk = x[(i * batch) % (len(x) - batch) :][:batch]
-        loss = loss_of(model, chunk)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - started
-
-
-def ours_loss(model, chunk):
-    return model.nll(chunk).mean()
 
 
 def theirs_loss(model, chunk):
