@@ -17,7 +17,15 @@ from arbench.models.made import MADE
 from arbench.models.nade import NADE
 from arbench.models.pixelcnn import PixelCNN
 from arbench.train import train
-from arbench.trainer import TrainingDiverged, denormal_count, load_checkpoint, position
+from arbench.trainer import (
+    TrainingDiverged,
+    denormal_count,
+    ended_by,
+    improves,
+    load_checkpoint,
+    new_progress,
+    position,
+)
 
 CONFIGS = {
     "nade": {
@@ -208,6 +216,18 @@ def test_a_kept_final_checkpoint_writes_the_model_again_without_training(
         if isinstance(value, torch.Tensor):
             assert torch.equal(value, first_state[key])
     assert not checkpoint.exists()
+
+
+def test_with_patience_one_the_first_validation_counts_as_progress():
+    """The first validation lowers an infinite best: it must not end training by itself."""
+    state, training = new_progress(), {"patience": 1, "epochs": 10}
+    for epoch, valid_nll in enumerate([90.0, 89.0, 88.99], start=1):
+        state.update(epoch=epoch, validated_epoch=epoch)
+        if improves(valid_nll, state["best_nll"]):
+            state["improved_epoch"] = epoch
+        state["best_nll"] = min(state["best_nll"], valid_nll)
+        stopped = ended_by(state, training, None)
+        assert stopped == (convergence.EARLY_STOPPING if epoch == 3 else None), epoch
 
 
 def test_how_each_training_ended_is_recorded(tiny_data, tmp_path):

@@ -191,6 +191,14 @@ def new_progress() -> dict:
     }
 
 
+def improves(valid_nll: float, best_nll: float) -> bool:
+    """Whether a validation counts as progress for patience: the first one always does (the
+    tolerance of an infinite best is not a number), later ones by more than the tolerance."""
+    if not math.isfinite(best_nll):
+        return math.isfinite(valid_nll)
+    return valid_nll < best_nll - convergence.tolerance(best_nll)
+
+
 def ended_by(state: dict, training: dict, deadline: float | None) -> str | None:
     """Why training must end before another epoch, or None to go on."""
     # judged at validations only: the epochs after the last one have not been looked at yet
@@ -373,7 +381,7 @@ class Trainer:
         state["epoch"] = epoch
         if validating:
             state["validated_epoch"] = epoch
-            if valid_nll < state["best_nll"] - convergence.tolerance(state["best_nll"]):
+            if improves(valid_nll, state["best_nll"]):
                 state["improved_epoch"] = epoch
             if valid_nll < state["best_nll"]:
                 state["best_nll"], state["best_epoch"] = valid_nll, epoch
