@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import platform
@@ -128,14 +127,6 @@ def changes_table(previous: dict, commit: str, report: str, changes: dict) -> li
     return lines
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_card(results: Path, dataset: str, run: str, commit: str) -> dict:
     import numpy as np
 
@@ -188,6 +179,7 @@ def model_card(results: Path, dataset: str, run: str, commit: str) -> dict:
 
 def publish_models(results: Path, out: Path, commit: str) -> list[dict]:
     """The first training run of every model, with its card, smallest first within the budget."""
+    from arbench.data.download import file_digest
     from arbench.plan import replicate_of
 
     runs = sorted(
@@ -202,7 +194,7 @@ def publish_models(results: Path, out: Path, commit: str) -> list[dict]:
         folder.mkdir(parents=True, exist_ok=True)
         source = results / "models" / dataset / f"{run}.pt"
         fits = total + size <= MODEL_BUDGET
-        card["file"] = {"name": f"{run}.pt", "bytes": size, "sha256": sha256(source)}
+        card["file"] = {"name": f"{run}.pt", "bytes": size, "sha256": file_digest(source)}
         card["file"]["dtype"] = "float32 (as trained)"
         card["published"] = fits
         if fits:

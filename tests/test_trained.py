@@ -18,6 +18,7 @@ from PIL import Image
 import arbench
 from arbench import trained
 from arbench.checkpoints import CheckpointError, IncompatibleModel
+from arbench.data.download import file_digest
 from arbench.data.format import save_dataset
 from arbench.train import train
 
@@ -39,7 +40,7 @@ def digit_model(tmp_path_factory) -> Path:
     model = folder / "mob.pt"
     train(data, "mob", {"components": 5, "max_iter": 10}, model)
     card = {"model": "mob", "dataset": {"name": "digits", "spec": SPEC}}
-    card["file"] = {"sha256": trained.file_sha256(model)}
+    card["file"] = {"sha256": file_digest(model)}
     trained.card_path(model).write_text(json.dumps(card))
     return model
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -46,6 +45,7 @@ from PIL import Image, UnidentifiedImageError
 from arbench.checkpoints import CheckpointError, load_model
 from arbench.cli import nonnegative_int, positive_int, run_stage, stage_parser
 from arbench.complete import hidden_region
+from arbench.data.download import file_digest
 from arbench.files import atomic_write
 from arbench.plan import source_entry
 from arbench.plots import completion_panels, image_panel
@@ -53,14 +53,6 @@ from arbench.plots import completion_panels, image_panel
 log = logging.getLogger("arbench.trained")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def card_path(path: str | Path) -> Path:
@@ -180,9 +172,9 @@ def load(path: str | Path) -> TrainedModel:
                 f"{path} is not here; its card says how to make it: {card.get('make', '')}"
             )
         recorded = card.get("file", {}).get("sha256")
-        if recorded and file_sha256(path) != recorded:
+        if recorded and (found := file_digest(path)) != recorded:
             raise CheckpointError(
-                f"{path} has sha256 {file_sha256(path)}, but its card {card_path(path)} records "
+                f"{path} has sha256 {found}, but its card {card_path(path)} records "
                 f"{recorded}: the file is not the one the card describes (damaged, or replaced); "
                 "it was not used"
             )
