@@ -65,6 +65,23 @@ def steps(model, optimizer, loss_of, x, batch: int, count: int) -> float:
     return time.perf_counter() - started
 
 
+def paired_blocks(ours, theirs, x, batch: int, pairs: int, block: int):
+    """(theirs / ours time ratios, our images/s, their images/s) of `pairs` blocks of `block`
+    steps run alternately, after two blocks each to warm up; `ours` and `theirs` are each
+    (model, optimizer, loss)."""
+    for _ in range(2):
+        steps(*ours, x, batch, block)
+        steps(*theirs, x, batch, block)
+    ratios, ours_rates, their_rates = [], [], []
+    for _ in range(pairs):
+        a = steps(*ours, x, batch, block)
+        b = steps(*theirs, x, batch, block)
+        ratios.append(b / a)
+        ours_rates.append(block * batch / a)
+        their_rates.append(block * batch / b)
+    return ratios, ours_rates, their_rates
+
+
 def ours_loss(model, chunk):
     return model.nll(chunk).mean()
 
@@ -81,16 +98,14 @@ def compare(their_class, x, batch: int, pairs: int, block: int) -> dict:
     our_optimizer = make_optimizer(ours, training)
     theirs = their_class(784, [500], 784, num_masks=1, natural_ordering=True)
     their_optimizer = torch.optim.Adam(theirs.parameters(), LR, weight_decay=WEIGHT_DECAY)
-    for _ in range(2):  # warm up both
-        steps(ours, our_optimizer, ours_loss, x, batch, block)
-        steps(theirs, their_optimizer, theirs_loss, x, batch, block)
-    ratios, ours_rates, their_rates = [], [], []
-    for _ in range(pairs):
-        a = steps(ours, our_optimizer, ours_loss, x, batch, block)
-        b = steps(theirs, their_optimizer, theirs_loss, x, batch, block)
-        ratios.append(b / a)
-        ours_rates.append(block * batch / a)
-        their_rates.append(block * batch / b)
+    ratios, ours_rates, their_rates = paired_blocks(
+        (ours, our_optimizer, ours_loss),
+        (theirs, their_optimizer, theirs_loss),
+        x,
+        batch,
+        pairs,
+        block,
+    )
     return {
         "ours_images_per_s": statistics.median(ours_rates),
         "theirs_images_per_s": statistics.median(their_rates),

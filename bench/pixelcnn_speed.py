@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from karpathy_made import ours_loss, steps  # noqa: E402
+from karpathy_made import ours_loss, paired_blocks  # noqa: E402
 from throughput import binarized_mnist  # noqa: E402
 
 from arbench.models.pixelcnn import PixelCNN  # noqa: E402
@@ -92,16 +92,14 @@ def training(their_class, x, channels, layers, head, batch, pairs, block) -> dic
     our_optimizer = make_optimizer(ours, split_settings("pixelcnn", {"lr": LR})[1])
     theirs = their_class(1, 1, n_gated=layers - 1, gated_channels=channels, head_channels=head)
     their_optimizer = torch.optim.Adam(theirs.parameters(), LR)
-    for _ in range(2):
-        steps(ours, our_optimizer, ours_loss, x, batch, block)
-        steps(theirs, their_optimizer, theirs_loss, x, batch, block)
-    ratios, ours_rates, their_rates = [], [], []
-    for _ in range(pairs):
-        a = steps(ours, our_optimizer, ours_loss, x, batch, block)
-        b = steps(theirs, their_optimizer, theirs_loss, x, batch, block)
-        ratios.append(b / a)
-        ours_rates.append(block * batch / a)
-        their_rates.append(block * batch / b)
+    ratios, ours_rates, their_rates = paired_blocks(
+        (ours, our_optimizer, ours_loss),
+        (theirs, their_optimizer, theirs_loss),
+        x,
+        batch,
+        pairs,
+        block,
+    )
     return {
         "parameters": {
             "ours": sum(p.numel() for p in ours.parameters()),
