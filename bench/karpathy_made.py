@@ -82,6 +82,16 @@ def paired_blocks(ours, theirs, x, batch: int, pairs: int, block: int):
     return ratios, ours_rates, their_rates
 
 
+def rates_summary(ratios, ours_rates, their_rates) -> dict:
+    """Medians of the blocks' images/s each way and of their time ratios, and the ratios' range."""
+    return {
+        "ours_images_per_s": statistics.median(ours_rates),
+        "theirs_images_per_s": statistics.median(their_rates),
+        "speedup": statistics.median(ratios),
+        "speedup_range": [min(ratios), max(ratios)],
+    }
+
+
 def ours_loss(model, chunk):
     return model.nll(chunk).mean()
 
@@ -107,10 +117,7 @@ def compare(their_class, x, batch: int, pairs: int, block: int) -> dict:
         block,
     )
     return {
-        "ours_images_per_s": statistics.median(ours_rates),
-        "theirs_images_per_s": statistics.median(their_rates),
-        "speedup": statistics.median(ratios),
-        "speedup_range": [min(ratios), max(ratios)],
+        **rates_summary(ratios, ours_rates, their_rates),
         # the fastest block of each: what the code can do when the shared machine lets it
         "speedup_of_fastest_blocks": max(ours_rates) / max(their_rates),
         "flops_ceiling": made_flops_per_image(ours, dense=True)

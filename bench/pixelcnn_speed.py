@@ -22,7 +22,6 @@ import argparse
 import importlib
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from karpathy_made import ours_loss, paired_blocks  # noqa: E402
+from karpathy_made import ours_loss, paired_blocks, rates_summary  # noqa: E402
 from throughput import binarized_mnist  # noqa: E402
 
 from arbench.models.pixelcnn import PixelCNN  # noqa: E402
@@ -105,10 +104,7 @@ def training(their_class, x, channels, layers, head, batch, pairs, block) -> dic
             "ours": sum(p.numel() for p in ours.parameters()),
             "theirs": sum(p.numel() for p in theirs.parameters()),
         },
-        "ours_images_per_s": statistics.median(ours_rates),
-        "theirs_images_per_s": statistics.median(their_rates),
-        "speedup": statistics.median(ratios),
-        "speedup_range": [min(ratios), max(ratios)],
+        **rates_summary(ratios, ours_rates, their_rates),
     }
 
 
