@@ -264,8 +264,9 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         "",
         f"- wall time: **{seconds:,.0f} s ({seconds / 60:.1f} min)**"
         + (
-            f", the sum of {len(logs)} segments (stopped by a session's end, resumed by the same "
-            "command with `--rerun-incomplete`; trainings resume from their checkpoints)"
+            f", the sum of {len(logs)} segments (stopped by Ctrl-C while a benchmark needed the "
+            "machine, or by a session's end, and resumed by the same command with "
+            "`--rerun-incomplete`; trainings resume from their checkpoints)"
             if len(logs) > 1
             else ""
         )
