@@ -64,3 +64,19 @@ def test_the_gpu_epochs_run_times_every_neural_job_of_the_full_config_on_the_cpu
         sum(job["projected_minutes"] for job in record["jobs"].values()) / 60
     )
     assert [p.name for p in tmp_path.iterdir()] == ["gpu_epochs.json"]
+
+
+def test_a_study_run_in_segments_is_published_with_their_summed_wall_time(tmp_path):
+    sys.path.insert(0, str(REPO / "bench"))
+    from publish_study import wall_and_memory
+
+    logs = []
+    for i, (seconds, kilobytes) in enumerate([(3296.2, 1439164), (52.65, 1072948)]):
+        logs.append(tmp_path / f"segment{i}.log")
+        logs[-1].write_text(f"Elapsed time: 0:54:56\n{seconds} s wall, {kilobytes} KB max RSS\n")
+    seconds, gigabytes = wall_and_memory(logs)
+    assert seconds == pytest.approx(3348.85) and gigabytes == pytest.approx(1439164 / 2**20)
+    killed = tmp_path / "killed.log"  # a segment a session's end killed: no time line
+    killed.write_text("Select jobs to execute...\n")
+    with pytest.raises(SystemExit, match="killed.log"):
+        wall_and_memory([*logs, killed])
