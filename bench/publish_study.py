@@ -283,6 +283,12 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
             f"| {stage} | {row['jobs']} | {row['seconds']:,.1f} | {row['slowest']} "
             f"({row['slowest_seconds']:,.1f} s) |"
         )
+    if len(logs) > 1:
+        lines += [
+            "",
+            "Snakemake rewrites a job's benchmark file each time the job runs: a training resumed "
+            "in a later segment counts only that segment's seconds here.",
+        ]
     lines += ["", "## The answer", "", answer_table(report), ""]
     if previous:
         lines += [*changes_table(previous, previous_commit, report, changes), ""]
