@@ -459,3 +459,30 @@ def test_how_training_ended_reaches_the_evaluate_stages_output(tiny_data, tmp_pa
     record = json.loads((tmp_path / "m.json").read_text())["training"]
     assert record["ended_by"] == convergence.EPOCH_CAP and record["epochs"] == 2
     assert convergence.unfinished(record)  # two epochs of a slow learning rate: still falling
+
+
+def test_a_resumed_training_counts_the_time_of_every_process(tiny_data, tmp_path, monkeypatch):
+    """A training stopped and resumed reports the seconds of both runs, not of the last only:
+    the first run's clock here jumps 100 s at every reading."""
+    real_clock = time.monotonic
+    readings = iter(range(10**6))
+    monkeypatch.setattr(time, "monotonic", lambda: real_clock() + 100 * next(readings))
+    calls = {"n": 0}
+    original = MADE.nll
+
+    def dies_in_epoch_three(self, x):
+        calls["n"] += 1
+        if calls["n"] == 2 * 10 + 5:
+            raise KeyboardInterrupt
+        return original(self, x)
+
+    monkeypatch.setattr(MADE, "nll", dies_in_epoch_three)
+    checkpoint, out = tmp_path / "made.ckpt", tmp_path / "made.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_data, "made", CONFIGS["made"], out, tmp_path / "made.csv", checkpoint)
+    before = load_checkpoint(checkpoint)["progress"]["seconds"]
+    assert before >= 100
+    monkeypatch.setattr(time, "monotonic", real_clock)
+    monkeypatch.setattr(MADE, "nll", original)
+    train(tiny_data, "made", CONFIGS["made"], out, tmp_path / "made.csv", checkpoint)
+    assert checkpoints.summary(out)["seconds"] > before

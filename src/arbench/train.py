@@ -81,6 +81,7 @@ def fit(
             "best_epoch": state["best_epoch"],
             "best_valid_nll": state["best_nll"],
             "training": record,
+            "seconds": state["seconds"],  # every process's, a resumed training's included
         }
         if device.type == "cuda":
             summary["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated(device)
@@ -111,9 +112,9 @@ def fit(
         fit["training"]["best_valid_nll"] = valid_nll
         summary = {**fit, "best_valid_nll": valid_nll}
         log.info("fit ended: %s", convergence.describe(fit["training"]))
+    summary.setdefault("seconds", time.perf_counter() - started)
     summary.update(
         model=model_name,
-        seconds=time.perf_counter() - started,
         device=device,
         parameters=parameter_count(model),
     )

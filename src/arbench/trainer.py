@@ -188,6 +188,8 @@ def new_progress() -> dict:
         "ended_by": None,
         # an epoch stopped between two steps: its shuffle, the next step, the loss and time so far
         "partial": None,
+        # wall seconds spent in this training by every process so far: a resumed run adds up
+        "seconds": 0.0,
     }
 
 
@@ -285,14 +287,22 @@ class Trainer:
             "resumed": 0,
             "ended_by": None,
             "partial": None,
+            "seconds": 0.0,
             **saved["progress"],
         }
         if self.state["ended_by"] is None:
             self.state["resumed"] += 1
         log.info("resuming from %s %s", path, position(self.state))
 
+    def count_seconds(self) -> None:
+        """Add the wall time since the last count to the run's total."""
+        now = time.monotonic()
+        self.state["seconds"] += now - self.counted
+        self.counted = now
+
     def save_checkpoint(self) -> float:
         """Write the checkpoint atomically; returns when, on the monotonic clock."""
+        self.count_seconds()
         checkpoints.save(
             {
                 "settings": self.settings,
@@ -408,6 +418,7 @@ class Trainer:
         two steps, so that it resumes within its epoch), and, with `keep_checkpoint`, once
         training ends."""
         self.resume()
+        self.counted = time.monotonic()
         training = self.training
         interval = 60 * training["checkpoint_minutes"]
         # A wall-clock budget for this run (e.g. a cluster time slot); checked between epochs.
@@ -436,6 +447,7 @@ class Trainer:
                     log.info("stopped after epoch %d", epoch)
                     stop.stop()
         self.state["ended_by"] = reason
+        self.count_seconds()
         # a run resumed after its last epoch trains none, and its curve must be written again
         write_metrics(self.metrics_path, self.state["metrics"])
         if keep_checkpoint:
