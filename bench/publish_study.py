@@ -35,6 +35,7 @@ VERDICT = re.compile(r"^\*\*Verdict on (\w+): ([a-z ]+)\*\* — (.*)$", re.MULTI
 MODEL_BUDGET = 50 * 2**20
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHECK_IMAGES = 500
+OWN_COUNT = "the training's own count"
 # Per dataset source: the fixed images a card's NLL is reproduced on (arbench.trained.check_images)
 CHECKS = {
     "binarized_mnist": {
@@ -127,6 +128,22 @@ def changes_table(previous: dict, commit: str, report: str, changes: dict) -> li
     return lines
 
 
+def training_seconds(metrics: dict, curve: Path) -> tuple[float, str]:
+    """A training's seconds and how they were counted. Before 8b2c934 a resumed training's
+    summary counted its last process only; its curve's epochs (validation excluded) hold more."""
+    counted = metrics["train_seconds"]
+    if not (metrics.get("training") or {}).get("resumed") or not curve.exists():
+        return counted, OWN_COUNT
+    with open(curve, newline="") as handle:
+        epochs = sum(float(row["seconds"]) for row in csv.DictReader(handle))
+    if epochs <= counted:
+        return counted, OWN_COUNT
+    return epochs, (
+        "the sum of its epochs' training seconds (validation excluded): resumed, and its code "
+        "counted the last process only"
+    )
+
+
 def model_card(results: Path, dataset: str, run: str, commit: str) -> dict:
     import numpy as np
 
@@ -160,7 +177,6 @@ def model_card(results: Path, dataset: str, run: str, commit: str) -> dict:
             "images": metrics["test_images"],
         },
         "training": {
-            "seconds": metrics["train_seconds"],
             "device": metrics["device"],
             **(metrics.get("training") or {}),
         },
@@ -170,6 +186,10 @@ def model_card(results: Path, dataset: str, run: str, commit: str) -> dict:
             f"results/models/{dataset}/{run}.pt (at commit {commit[:7]}; see docs/study/README.md)"
         ),
     }
+    curve = results / "models" / dataset / f"{run}.metrics.csv"
+    card["training"]["seconds"], card["training"]["seconds_counted_as"] = training_seconds(
+        metrics, curve
+    )
     check = {**CHECKS[spec["source"]], "count": CHECK_IMAGES}
     card["check"] = check
     nll = -TrainedModel(saved, card, path).log_prob(check_images(card, SHARED))
@@ -225,6 +245,17 @@ def models_table(cards: list[dict]) -> list[str]:
             f"({nll['likelihood']}) | {card['file']['bytes'] / 2**20:.2f} MB | "
             f"{'yes' if card['published'] else 'no: ' + card['make']} |"
         )
+    recounted = [c for c in cards if c["training"]["seconds_counted_as"] != OWN_COUNT]
+    if recounted:
+        lines += [
+            "",
+            "The report's training times of "
+            + ", ".join(f"{c['dataset']['name']} {c['run']}" for c in recounted)
+            + " count only the last process of a resumed training (the code before 8b2c934); "
+            "their cards give the sum of their epochs' training seconds instead: "
+            + ", ".join(f"{c['training']['seconds']:,.0f} s" for c in recounted)
+            + ".",
+        ]
     return lines
 
 

@@ -80,3 +80,23 @@ def test_a_study_run_in_segments_is_published_with_their_summed_wall_time(tmp_pa
     killed.write_text("Select jobs to execute...\n")
     with pytest.raises(SystemExit, match="killed.log"):
         wall_and_memory([*logs, killed])
+
+
+def test_a_resumed_training_published_by_older_code_is_timed_by_its_curve(tmp_path):
+    sys.path.insert(0, str(REPO / "bench"))
+    from publish_study import OWN_COUNT, training_seconds
+
+    curve = tmp_path / "pixelcnn.metrics.csv"
+    curve.write_text(
+        "epoch,train_nll,valid_nll,lr,seconds,images_per_second\n"
+        "1,98.7,88.9,0.005,327.9,152.5\n2,87.6,86.3,0.003,320.8,155.8\n"
+    )
+    resumed = {"train_seconds": 160.9, "training": {"resumed": 2}}
+    seconds, how = training_seconds(resumed, curve)
+    assert seconds == pytest.approx(648.7) and how != OWN_COUNT
+    straight = {"train_seconds": 700.0, "training": {"resumed": 0}}
+    assert training_seconds(straight, curve) == (700.0, OWN_COUNT)
+    counted_since_the_fix = {"train_seconds": 700.0, "training": {"resumed": 1}}
+    assert training_seconds(counted_since_the_fix, curve) == (700.0, OWN_COUNT)
+    mixture = {"train_seconds": 12.0, "training": None}
+    assert training_seconds(mixture, tmp_path / "none.csv") == (12.0, OWN_COUNT)
