@@ -134,8 +134,9 @@ def training_seconds(metrics: dict, curve: Path) -> tuple[float, str]:
     counted = metrics["train_seconds"]
     if not (metrics.get("training") or {}).get("resumed") or not curve.exists():
         return counted, OWN_COUNT
-    with open(curve, newline="") as handle:
-        epochs = sum(float(row["seconds"]) for row in csv.DictReader(handle))
+    from arbench.contracts import CURVE
+
+    epochs = sum(float(row["seconds"]) for row in CURVE.read(curve))
     if epochs <= counted:
         return counted, OWN_COUNT
     return epochs, (

@@ -10,6 +10,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = REPO / "config" / "full.yaml"
+sys.path.insert(0, str(REPO / "bench"))  # the scripts whose functions are tested by name
 
 
 def run_shrunk_on_cpu(script: str, out: Path, *arguments: str) -> dict:
@@ -67,7 +68,6 @@ def test_the_gpu_epochs_run_times_every_neural_job_of_the_full_config_on_the_cpu
 
 
 def test_a_study_run_in_segments_is_published_with_their_summed_wall_time(tmp_path):
-    sys.path.insert(0, str(REPO / "bench"))
     from publish_study import wall_and_memory
 
     logs = []
@@ -83,7 +83,6 @@ def test_a_study_run_in_segments_is_published_with_their_summed_wall_time(tmp_pa
 
 
 def test_a_resumed_training_published_by_older_code_is_timed_by_its_curve(tmp_path):
-    sys.path.insert(0, str(REPO / "bench"))
     from publish_study import OWN_COUNT, training_seconds
 
     curve = tmp_path / "pixelcnn.metrics.csv"
