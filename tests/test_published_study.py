@@ -22,7 +22,7 @@ def test_the_published_study_ran_the_study_config_as_it_stands():
     )
     run = json.loads((STUDY / "run.json").read_text())
     assert re.fullmatch(r"[0-9a-f]{7,40}", run["commit"])
-    assert run["wall_seconds"] <= 2 * 3600  # from nothing on 2 CPU cores
+    assert run["wall_seconds"] <= 3 * 3600  # from nothing on 2 CPU cores
 
 
 def test_every_figure_the_published_report_shows_is_published():
@@ -53,3 +53,16 @@ def test_the_readme_shows_the_published_answer_and_links_the_report():
         assert re.search(rf"^\| {dataset} \| \*\*{outcome}\*\* \|", top, re.MULTILINE), dataset
     shown = re.findall(r"!\[[^\]]*\]\((docs/study/figures/[^)]+)\)", top)
     assert shown and all((REPO / figure).is_file() for figure in shown)
+
+
+def test_a_changed_answer_is_never_silent():
+    """The study's README keeps the previous answer beside the new one, with what moved it."""
+    text = (STUDY / "README.md").read_text()
+    table = text.split("## The previous answer", 1)[1]
+    published = {d: o for d, o, _ in VERDICT.findall((STUDY / "report.md").read_text())}
+    for dataset, outcome in published.items():
+        row = re.search(
+            rf"^\| {dataset} \| \*\*([a-z ]+)\*\* \| \*\*([a-z ]+)\*\* \| (.+) \|$", table, re.M
+        )
+        assert row, dataset
+        assert row.group(2) == outcome and len(row.group(3)) > 20
