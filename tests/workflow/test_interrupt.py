@@ -47,6 +47,19 @@ def read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
+def interrupt_snakemake_alone(workdir: Path, process: subprocess.Popen) -> None:
+    """SIGINT to Snakemake alone (it waits for the running job), sent again until its log says it
+    heard it: Snakemake's log handler swallows a KeyboardInterrupt raised while it writes a line
+    (snakemake/logging.py), and one such lost signal let a whole run finish."""
+    heard = "Terminating processes on user request"
+    deadline = time.monotonic() + 60
+    while not any(heard in read(log) for log in (workdir / ".snakemake/log").glob("*.log")):
+        assert process.poll() is None, "Snakemake ended without hearing the interrupt"
+        assert time.monotonic() < deadline, "Snakemake never heard the interrupt"
+        process.send_signal(signal.SIGINT)
+        time.sleep(1)
+
+
 def test_ctrl_c_in_a_terminal_then_the_same_command_resumes_the_training(tmp_path):
     process = start(tmp_path)
     wait_for_epoch(tmp_path, 3, process)
@@ -70,7 +83,7 @@ def test_ctrl_c_in_a_terminal_then_the_same_command_resumes_the_training(tmp_pat
 def test_sigint_to_snakemake_alone_then_the_same_command_trains_nothing_again(tmp_path):
     process = start(tmp_path)
     wait_for_epoch(tmp_path, 2, process)
-    process.send_signal(signal.SIGINT)  # Snakemake alone: it waits for the running job
+    interrupt_snakemake_alone(tmp_path, process)
     process.communicate(timeout=300)
     assert process.returncode != 0
     assert "epoch 25:" in read(tmp_path / TRAIN_LOG)  # the job ran to its end
