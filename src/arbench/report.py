@@ -371,11 +371,11 @@ def verdict_section(
     parts = []
     if rows and "favours" in rows[0]:
         parts.append(
-            f"Each family's representative, chosen on a second, independent draw of samples (the "
-            f"model best by the most voting metrics there): **{rows[0]['autoregressive']}** and "
-            f"**{rows[0]['mixture']}**, compared here on the first draw (the one the tables "
-            "show); values read against the real images' own (a value better than real counts "
-            "as real's):\n"
+            f"Each family's representative, chosen on the draw of samples kept for the choice "
+            f"(the model best by the most voting metrics there): **{rows[0]['autoregressive']}** "
+            f"and **{rows[0]['mixture']}**, compared here on another, independent draw (the one "
+            "the tables show); values read against the real images' own (a value better than "
+            "real counts as real's):\n"
         )
         parts.append(evidence_table(rows) + "\n")
         parts.append(
