@@ -280,14 +280,11 @@ class Trainer:
         if self.averaged is not None:
             self.averaged.load_state_dict(saved["averaged"])
         restore_rng_states(saved["rng"], self.generator)
-        # a checkpoint of an older arbench lacks what later versions record
+        # a checkpoint of an older arbench lacks what later versions record: fresh values then
         self.state = {
+            **new_progress(),
             "improved_epoch": saved["progress"]["best_epoch"],
             "validated_epoch": saved["progress"]["epoch"],
-            "resumed": 0,
-            "ended_by": None,
-            "partial": None,
-            "seconds": 0.0,
             **saved["progress"],
         }
         if self.state["ended_by"] is None:
