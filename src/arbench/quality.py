@@ -9,22 +9,26 @@ same shape; the top principal components of the training pixels), precision, rec
 coverage in the autoencoder's features, the classifier two-sample test, and diversity, novelty
 and copies, which describe but do not vote.
 
-A model's samples file holds two independent draws of `n` images: the first (`model`) is what
-the tables and figures show and what the verdict compares; the second (`selection`) is what the
-verdict chooses each family's representative on, so that a family with more members gains
-nothing from the noise of the draw it is judged on. The classifier test, the costliest
-measurement, is left out of the choice and measured on the first draw only.
+A model's samples file holds two independent draws of `n` images, measured alike: the first
+(`model`) is what the tables and figures show and what the verdict compares; the second
+(`selection`) is what the verdict chooses each family's representative on, so that a family with
+more members gains nothing from the noise of the draw it is judged on. The report's verdict
+resamples both (`arbench.verdict`).
 
 Beside the metrics, each set's pixels are described (they do not vote): the mean and spread of
 its levels per channel, the share of the two extreme levels, and its roughness (the mean absolute
 difference between neighbouring pixels, in levels): what a small classifier sees first.
 
-± is a standard error: for the distances and the k-NN measures, from random halves of both sets
-(the spread of half-size estimates divided by √2); for the classifier, binomial over its held-out
-predictions. Every set is measured at the same size, `n` (the number of valid images or samples,
-whichever is smaller), so that a held-out real set is the floor the others are read against.
-Features are divided by the spread of the test images' features in their space, so distances in
-every space are read in the same units.
+± is a standard error: what another draw of the set would give, against the same test images.
+For the distances and the k-NN measures it comes from the estimates of random subsets of three
+quarters of the set, drawn without replacement, their spread times sqrt(3) (the delete-d
+jackknife, `arbench.sample_metrics.SUBSETS`); the test images stay whole, as they do for every
+set. For the classifier it is binomial over its held-out predictions. The error-bar check
+(`arbench.error_check`) compares each with the spread of independent draws. Every set is
+measured at the same size, `n` (the number of valid images or samples, whichever is smaller),
+so that a held-out real set is the floor the others are read against. Features are divided by
+the spread of the test images' features in their space, so distances in every space are read in
+the same units.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ from arbench.data.format import load_dataset
 from arbench.features import ENCODERS, FeatureSpaces
 from arbench.plan import SPACES
 from arbench.sample_metrics import (
+    SUBSET_SCALE,
+    SUBSET_SHARE,
+    SUBSETS,
     FeatureSpace,
     K,
     TooFewImages,
@@ -58,8 +65,6 @@ from arbench.sample_metrics import (
 log = logging.getLogger("arbench.quality")
 
 TEST_IMAGES = 1_000
-
-HALVES = 30
 
 
 @dataclass
@@ -122,34 +127,34 @@ def pixel_statistics(images: np.ndarray, levels: int) -> dict:
     }
 
 
-def measure(images: np.ndarray, reference: Reference, seed: int = 0, classifier=True) -> dict:
-    """Every measurement of one set of images against the reference's test images (without
-    `classifier`, all but the classifier two-sample test)."""
-    if len(images) <= 2 * K:
+def measure(images: np.ndarray, reference: Reference, seed: int = 0, classifier_seeds=(0,)) -> dict:
+    """Every measurement of one set of images against the reference's test images, each with
+    its standard error and, for the distances and k-NN measures, the estimates of the random
+    subsets of the set that the error comes from (`arbench.sample_metrics.SUBSETS`); the
+    classifier two-sample test once per seed of `classifier_seeds` (the first is
+    `c2st_accuracy`, a second `c2st_accuracy_seed1`; none: no classifier)."""
+    kept = round(SUBSET_SHARE * len(images))
+    if kept <= K:
         raise TooFewImages(
-            f"sample quality needs more than {2 * K} images (k-NN on half sets, k = {K}), "
-            f"got {len(images)}"
+            f"sample quality needs more than {math.ceil((K + 1) / SUBSET_SHARE)} images (k-NN "
+            f"on subsets of {SUBSET_SHARE:.0%}, k = {K}), got {len(images)}"
         )
     ours = reference.features(images)
     theirs = reference.test_features
     point = estimates(ours, theirs)
     rng = np.random.default_rng(seed)
-    halves = []
-    for _ in range(HALVES):
-        a = rng.choice(len(images), len(images) // 2, replace=False)
-        b = rng.choice(len(reference.test), len(reference.test) // 2, replace=False)
-        halves.append(
-            estimates({s: f[a] for s, f in ours.items()}, {s: f[b] for s, f in theirs.items()})
-        )
-    result = {
-        name: {
-            "value": value,
-            "se": float(np.std([h[name] for h in halves], ddof=1) / math.sqrt(2)),
-        }
-        for name, value in point.items()
-    }
-    if classifier:
-        result["c2st_accuracy"] = two_sample_test(images, reference.test, reference.data.levels)
+    subsets = []
+    for _ in range(SUBSETS):
+        chosen = rng.choice(len(images), kept, replace=False)
+        subsets.append(estimates({s: f[chosen] for s, f in ours.items()}, theirs))
+    result = {}
+    for name, value in point.items():
+        found = [subset[name] for subset in subsets]
+        se = float(np.std(found, ddof=1) * SUBSET_SCALE)
+        result[name] = {"value": value, "se": se, "subsets": found}
+    for index, classifier_seed in enumerate(classifier_seeds):
+        found = two_sample_test(images, reference.test, reference.data.levels, classifier_seed)
+        result["c2st_accuracy" + (f"_seed{classifier_seed}" if index else "")] = found
     distance, neighbour = nearest(flat(images, reference.data.levels), reference.train_pixels)
     result.update(
         diversity={"value": diversity(ours["learned"])},
@@ -182,7 +187,7 @@ def assess(data_path, features_path, samples_path, n: int, out) -> dict:
             f"sample {2 * size} or more"
         )
     reference = Reference.of(data, FeatureSpaces.load(features_path))
-    selection = measure(samples[size : 2 * size], reference, seed=1, classifier=False)
+    selection = measure(samples[size : 2 * size], reference, seed=1)
     selection.pop("nearest_train_index")
     result = {
         "dataset": Path(data_path).stem,
