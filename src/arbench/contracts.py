@@ -285,9 +285,20 @@ def every_metric_judged(found) -> str | None:
         return "is not a mapping of metrics"
     for metric in METRICS:
         if not isinstance(found.get(metric), dict) or not isinstance(
-            found[metric].get("passed"), bool
+            found[metric].get("sound"), list
         ):
             return f"has no judgement of {metric}"
+    return None
+
+
+def every_error_judged(found) -> str | None:
+    if not isinstance(found, dict):
+        return "is not a mapping of metrics"
+    for metric in METRICS:
+        if not isinstance(found.get(metric), dict) or not isinstance(
+            found[metric].get("within"), bool
+        ):
+            return f"has no error-bar judgement of {metric}"
     return None
 
 
@@ -346,11 +357,7 @@ QUALITY = Json(
     "sample-quality file",
     "quality",
     ("dataset", "test_images", "test_pixels", "model", "selection"),
-    {
-        "model": measurements(tuple(METRICS)),
-        # the classifier test is left out of the draw representatives are chosen on
-        "selection": measurements(tuple(m for m in METRICS if m != "c2st_accuracy")),
-    },
+    {"model": measurements(tuple(METRICS)), "selection": measurements(tuple(METRICS))},
 )
 METRIC_CHECK = Json(
     "metric check",
@@ -358,6 +365,13 @@ METRIC_CHECK = Json(
     ("dataset", "images_per_set", "sets", "metrics", "dropped_mode", "prototypes"),
     {"sets": every_set(measurements(tuple(METRICS))), "metrics": every_metric_judged},
 )
+ERROR_CHECK = Json(
+    "error-bar check",
+    "error_check",
+    ("dataset", "images_per_set", "tolerance", "metrics", "draws"),
+    {"metrics": every_error_judged},
+)
+VERDICTS = Json("verdicts", "report", ())
 FEATURES_SUMMARY = Json(
     "features summary", "features", ("settings", "valid_reconstruction_mse", "contrastive")
 )
@@ -374,6 +388,7 @@ SCANS = {
     "completion_images": COMPLETIONS.read,
     "quality": QUALITY.read,
     "metric_check": METRIC_CHECK.read,
+    "error_check": ERROR_CHECK.read,
     "features_summary": FEATURES_SUMMARY.read,
     "curve": CURVE.read,
     "model": lambda p: intact_zip(p, "train", "model file"),

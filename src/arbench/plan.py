@@ -352,22 +352,23 @@ SOURCES = {
 }
 
 
-# The sample-quality metrics that vote (`arbench.sample_metrics` defines each one's math), in the
-# feature spaces of `arbench.features` and the principal components of the pixels: which way is
-# better, and which part of the hypothesis each measures: **fidelity** (samples lie where real
-# images do), **diversity** (they reach everywhere real images do), or the **omnibus** classifier
-# test, which sees both.
+# The sample-quality metrics that may vote (`arbench.sample_metrics` defines each one's math), in
+# the feature spaces of `arbench.features` and the principal components of the pixels: which way
+# is better, and the parts of the hypothesis each may vote in: **fidelity** (samples lie where
+# real images do) and **diversity** (they reach everywhere real images do). The classifier
+# two-sample test sees both at once; it votes in each part whose known-answer checks it passes
+# (`arbench.known_answers`).
 SPACES = ("learned", "contrastive", "random", "pca")
-FIDELITY, DIVERSITY, OMNIBUS = "fidelity", "diversity", "omnibus"
-PARTS = (FIDELITY, DIVERSITY, OMNIBUS)
+FIDELITY, DIVERSITY = "fidelity", "diversity"
+PARTS = (FIDELITY, DIVERSITY)
 METRICS = {
-    **{f"frechet_{space}": ("lower", FIDELITY) for space in SPACES},
-    **{f"kid_{space}": ("lower", FIDELITY) for space in SPACES},
-    "precision": ("higher", FIDELITY),
-    "density": ("higher", FIDELITY),
-    "recall": ("higher", DIVERSITY),
-    "coverage": ("higher", DIVERSITY),
-    "c2st_accuracy": ("lower", OMNIBUS),
+    **{f"frechet_{space}": ("lower", (FIDELITY,)) for space in SPACES},
+    **{f"kid_{space}": ("lower", (FIDELITY,)) for space in SPACES},
+    "precision": ("higher", (FIDELITY,)),
+    "density": ("higher", (FIDELITY,)),
+    "recall": ("higher", (DIVERSITY,)),
+    "coverage": ("higher", (DIVERSITY,)),
+    "c2st_accuracy": ("lower", (FIDELITY, DIVERSITY)),
 }
 
 
@@ -592,6 +593,25 @@ def hidden_rows(height: int, fraction: float) -> int:
     return rows
 
 
+def error_check_run(runs: list[str]) -> str | None:
+    """The training run the error-bar check draws sets from: a dataset's first network's first
+    run (None where the dataset trains no network)."""
+    return next(
+        (run for run in runs if model_entry(run).neural and replicate_of(run)[1] == 0), None
+    )
+
+
+def largest_mixture(config: dict, dataset: str, runs: list[str]) -> int:
+    """Components of the dataset's largest mixture (the most of a list chosen from); where it
+    fits none, as many as the metric check's own prototypes."""
+    sizes = []
+    for run in runs:
+        if model_entry(run).family == "mixture":
+            components = job_settings(config, dataset, run)["components"]
+            sizes.append(max(components) if isinstance(components, list) else components)
+    return max(sizes, default=30)
+
+
 def gpus(config: dict, model: str) -> int:
     return config["resources"]["gpu"] if model_entry(model).neural else 0
 
@@ -619,6 +639,7 @@ LAYOUT = {
     "features": "results/features/{dataset}.pt",
     "features_summary": "results/features/{dataset}.json",
     "metric_check": "results/checks/{dataset}.json",
+    "error_check": "results/checks/{dataset}.errors.json",
     "dataset_log": "results/logs/{stage}/{dataset}.log",
     "dataset_benchmark": "results/benchmarks/{stage}/{dataset}.tsv",
     "log": "results/logs/{stage}/{dataset}/{model}.log",
@@ -631,6 +652,7 @@ LAYOUT = {
     "report": "results/report.md",
     "likelihoods": "results/likelihoods.csv",
     "sample_quality": "results/sample_quality.csv",
+    "verdicts": "results/verdicts.json",
     "figure": "results/figures/{dataset}_{figure}.png",
 }
 # What the report reads of each (dataset, model).
@@ -649,7 +671,7 @@ class _Partial(dict):
 
 
 # What a run makes per dataset and per training run, besides the report's own outputs.
-DATASET_RESULTS = ("data", "sidecar", "features", "features_summary", "metric_check")
+DATASET_RESULTS = ("data", "sidecar", "features", "features_summary", "metric_check", "error_check")
 RUN_RESULTS = ("model", "curve", "samples", "metrics", "nll", "quality", "completion")
 RUN_RESULTS += ("completion_images",)
 
@@ -673,12 +695,13 @@ def run_results(datasets: dict[str, list[str]]) -> list[str]:
     return list(result_kinds(datasets))
 
 
-DATASET_STAGES = ("features", "metric_check")  # jobs per dataset, besides prepare
+DATASET_STAGES = ("features", "metric_check", "error_check")  # jobs per dataset, not prepare
 RUN_STAGES = ("train", "sample", "evaluate", "quality", "complete")  # jobs per training run
 REPORT_FILES = (
     "report",
     "likelihoods",
     "sample_quality",
+    "verdicts",
     "report_log",
     "report_benchmark",
     "stale_log",
@@ -708,11 +731,12 @@ def expected_files(datasets: dict[str, list[str]]) -> set[str]:
 
 def report_inputs(datasets: dict[str, list[str]]) -> dict:
     """The files the report reads, as {"data": {dataset: path}, "checks": {dataset: path},
-    "models": {dataset: {model: {kind: path}}}}: the report rule lists them as inputs and hands
-    this manifest over."""
+    "errors": {dataset: path}, "models": {dataset: {model: {kind: path}}}}: the report rule
+    lists them as inputs and hands this manifest over."""
     return {
         "data": {d: path("data", dataset=d) for d in datasets},
         "checks": {d: path("metric_check", dataset=d) for d in datasets},
+        "errors": {d: path("error_check", dataset=d) for d in datasets},
         "models": {
             d: {m: {kind: path(kind, dataset=d, model=m) for kind in REPORT_INPUTS} for m in models}
             for d, models in datasets.items()

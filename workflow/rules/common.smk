@@ -75,6 +75,23 @@ def model_code(stage):
     return code
 
 
+def error_check_model(wildcards):
+    """The model file the error-bar check draws from (none where the dataset trains no network:
+    then it draws real images only)."""
+    run = plan.error_check_run(DATASETS[wildcards.dataset])
+    return [plan.path("model", dataset=wildcards.dataset, model=run)] if run else []
+
+
+def error_check_code(wildcards):
+    """The digest of the error-bar check's entry module and of the model it draws from."""
+    run = plan.error_check_run(DATASETS[wildcards.dataset])
+    return code_digest("arbench.error_check", *([plan.model_entry(run).module] if run else []))
+
+
+def mixture_components(wildcards):
+    return plan.largest_mixture(config, wildcards.dataset, DATASETS[wildcards.dataset])
+
+
 def gpus(wildcards):
     return plan.gpus(config, wildcards.model)
 

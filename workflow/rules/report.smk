@@ -29,6 +29,7 @@ rule metric_check:
     params:
         code=code_digest("arbench.metric_check"),
         n=config["samples"]["count"],
+        components=mixture_components,
     threads: config["resources"]["threads"]
     log:
         plan.path("dataset_log", stage="metric_check"),
@@ -39,7 +40,35 @@ rule metric_check:
     shell:
         'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.metric_check '
         "--data {input.data} --features {input.features} "
-        "--n {params.n} --out {output} > {log} 2>&1"
+        "--n {params.n} --mixture-components {params.components} --out {output} > {log} 2>&1"
+
+
+rule error_check:
+    """Every metric's standard error against the spread of independent draws of a set, from one
+    trained network and from the real images."""
+    input:
+        data=plan.path("data"),
+        features=plan.path("features"),
+        model=error_check_model,
+    output:
+        plan.path("error_check"),
+    params:
+        code=error_check_code,
+        model=lambda wildcards, input: " ".join(f"--model {m}" for m in input.model),
+        n=config["samples"]["count"],
+        draws=config["samples"]["error_draws"],
+        device=config["device"],
+    threads: config["resources"]["threads"]
+    log:
+        plan.path("dataset_log", stage="error_check"),
+    benchmark:
+        plan.path("dataset_benchmark", stage="error_check")
+    conda:
+        "../../envs/arbench.yaml"
+    shell:
+        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.error_check '
+        "--data {input.data} --features {input.features} {params.model} --n {params.n} "
+        "--draws {params.draws} --device {params.device} --out {output} > {log} 2>&1"
 
 
 rule quality:
@@ -71,6 +100,7 @@ rule report:
     input:
         data=list(REPORT_INPUTS["data"].values()),
         checks=list(REPORT_INPUTS["checks"].values()),
+        errors=list(REPORT_INPUTS["errors"].values()),
         models=[
             path
             for models in REPORT_INPUTS["models"].values()
@@ -87,6 +117,7 @@ rule report:
             caption="../report/sample_quality.rst",
             category="Sample quality",
         ),
+        verdicts=plan.path("verdicts"),
         samples=report(figures("samples"), caption="../report/samples.rst", category="Samples"),
         nearest=report(figures("nearest"), caption="../report/nearest.rst", category="Samples"),
         completions=report(
