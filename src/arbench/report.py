@@ -26,29 +26,43 @@ from arbench.cli import json_object, run_stage, stage_parser
 from arbench.contracts import (
     COMPLETION,
     COMPLETIONS,
+    ERROR_CHECK,
     LIKELIHOOD,
     METRIC_CHECK,
     NLLS,
     QUALITY,
     SAMPLES,
+    VERDICTS,
 )
 from arbench.data.format import load_dataset
 from arbench.data.splits import shown_test_images
+from arbench.error_check import TOLERANCE
 from arbench.files import atomic_write
 from arbench.known_answers import (
     GAUSSIAN,
     PROTOTYPE,
     REAL,
+    RESOLVES,
     RESOLVING_METRICS,
     RESOLVING_SES,
-    resolves,
-    sound,
     trails_by,
 )
-from arbench.plan import DIVERSITY, FIDELITY, METRICS, OMNIBUS, model_entry, path, replicate_of
+from arbench.plan import METRICS, PARTS, model_entry, path, replicate_of
 from arbench.plots import completion_panels, nearest_panels, sample_panels, training_curves
 from arbench.sample_metrics import C2ST, flat, nearest
-from arbench.verdict import RULE, decide, describe_part, evidence, family, still_improving
+from arbench.verdict import (
+    RESAMPLES,
+    RULE,
+    SHARE,
+    describe_part,
+    family,
+    headline,
+    pair_matrix,
+    resampled,
+    still_improving,
+    verdict,
+    voting_parts,
+)
 
 log = logging.getLogger("arbench.report")
 
@@ -76,6 +90,7 @@ QUALITY_FIELDS = [
     "dataset",
     "set",
     "role",
+    "draw",
     *(f"{metric}{part}" for metric in METRICS for part in ("", "_se")),
     "diversity",
     "novelty",
@@ -188,8 +203,8 @@ def describe_pair(pair: dict, bound_b: bool) -> str:
     return f"- NLL({a}) − NLL({label}) = {interval}: {verdict}."
 
 
-def quality_row(dataset: str, name: str, role: str, measured: dict) -> dict:
-    row = {"dataset": dataset, "set": name, "role": role}
+def quality_row(dataset: str, name: str, role: str, measured: dict, draw: str = "") -> dict:
+    row = {"dataset": dataset, "set": name, "role": role, "draw": draw}
     for metric in METRICS:
         row[metric], row[f"{metric}_se"] = measured[metric]["value"], measured[metric]["se"]
     row["diversity"] = measured["diversity"]["value"]
@@ -198,11 +213,17 @@ def quality_row(dataset: str, name: str, role: str, measured: dict) -> dict:
     return row
 
 
+# The two draws of a model's samples (`arbench.quality`), as the CSV's draw column names them
+DRAWS = {"model": "shown", "selection": "choice"}
+
+
 def quality_rows(quality: dict[str, dict], checks: dict[str, dict]) -> list[dict]:
-    """Per dataset: a row per model, then a row per known-answer set of the metric check."""
+    """Per dataset: a row per model and draw, then a row per known-answer set of the metric
+    check."""
     rows = []
     for dataset, measured in quality.items():
-        rows.extend(quality_row(dataset, m, "model", q["model"]) for m, q in measured.items())
+        for key, draw in DRAWS.items():
+            rows.extend(quality_row(dataset, m, "model", q[key], draw) for m, q in measured.items())
         sets = checks[dataset]["sets"]
         rows.extend(quality_row(dataset, name, "check", sets[name]) for name in sets)
     return rows
@@ -227,52 +248,112 @@ def quality_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def check_table(check: dict) -> str:
-    """Each metric's checks: by how much the known-worse set came out worse, and pass or fail;
-    and whether it scores the prototypes beyond real images (read against real, no gain)."""
+def check_table(check: dict, errors: dict) -> str:
+    """Each metric's checks, part by part: by how much a known-worse set came out worse (or a set
+    that must not look richer came out no better), pass or fail; whether the set size resolves
+    one Gaussian by itself and the error bar matched the spread of independent draws; the parts
+    it votes in; and whether it scores the prototypes beyond real images (read against real, no
+    gain)."""
     lines = [
-        "| metric | part | votes | checks | prototypes beyond real |",
-        "| --- | --- | --- | --- | --- |",
+        "| metric | part | checks | resolves | error bar | votes in | prototypes beyond real |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     real, prototypes = check["sets"][REAL], check["sets"][PROTOTYPE]
+    votes = voting_parts(check, errors)
     for metric, judged in check["metrics"].items():
-        parts = []
-        for name, result in judged["checks"].items():
-            mark = "yes" if result["passed"] else "**no**"
-            if "worse_by" in result:
-                detail = f" (worse by {number(result['worse_by'], result['se'])})"
-            elif "standard_errors" in result:
-                detail = f" ({result['standard_errors']:.1f} SE)"
-            else:
-                detail = ""
-            parts.append(f"{name}: {mark}{detail}")
-        passed = "yes" if judged["passed"] else "**no**"
+        power = judged[RESOLVES]
+        ratio = errors["metrics"][metric]["ratio"]
+        error_bar = "unchecked" if ratio is None else f"{ratio:.2f}x"
+        if not errors["metrics"][metric]["within"]:
+            error_bar = f"**{error_bar}**"
         beyond = (
             f"yes ({number(prototypes[metric]['value'])} against real's "
             f"{number(real[metric]['value'])}): read against real"
             if judged["prototypes_beyond_real"]
             else "no"
         )
-        lines.append(
-            f"| {metric} | {METRICS[metric][1]} | {passed} | {'; '.join(parts)} | {beyond} |"
-        )
+        for index, (part, found) in enumerate(judged["parts"].items()):
+            cells = []
+            for name, result in found["checks"].items():
+                mark = "yes" if result["passed"] else "**no**"
+                if "worse_by" in result:
+                    detail = f" (worse by {number(result['worse_by'], result['se'])})"
+                elif "better_by" in result:
+                    ahead = result["better_by"]
+                    side = "ahead of" if ahead > 0 else "behind"
+                    detail = f" ({side} real by {number(abs(ahead), result['se'])})"
+                elif result.get("failed"):
+                    detail = f" (fails {', '.join(result['failed'])})"
+                else:
+                    detail = ""
+                cells.append(f"{name}: {mark}{detail}")
+            shared = (
+                (
+                    f"{'yes' if power['passed'] else '**no**'} ({power['standard_errors']:.1f} SE)",
+                    error_bar,
+                    ", ".join(votes[metric]) or "none",
+                    beyond,
+                )
+                if index == 0
+                else ("", "", "", "")
+            )
+            lines.append(
+                f"| {metric if index == 0 else ''} | {part}: "
+                f"{'passed' if found['passed'] else '**failed**'} | {'; '.join(cells)} | "
+                + " | ".join(shared)
+                + " |"
+            )
     return "\n".join(lines)
 
 
-def levels_text(values: list[float]) -> str:
+def error_table(errors: dict) -> str:
+    """The error-bar check: per metric and source, the spread of the values of independent draws
+    beside the standard error one set is given."""
+    sources = list(next(iter(errors["metrics"].values()))["sources"])
+    header = " | ".join(
+        f"{source}: spread / given SE ({errors['draws'] and len(errors['draws'][source])} draws)"
+        for source in sources
+    )
+    lines = [
+        f"| metric | {header} | pooled ratio | within {TOLERANCE[0]:g}-{TOLERANCE[1]:g}x |",
+        "| --- |" + " --- |" * (len(sources) + 2),
+    ]
+    for metric, judged in errors["metrics"].items():
+        cells = [
+            f"{number(found['spread'])} / {number(found['given_se'])} ({found['ratio']:.2f}x)"
+            for found in judged["sources"].values()
+        ]
+        ratio = "-" if judged["ratio"] is None else f"{judged['ratio']:.2f}x"
+        within = "yes" if judged["within"] else "**no**"
+        lines.append(f"| {metric} | " + " | ".join(cells) + f" | {ratio} | {within} |")
+    return "\n".join(lines)
+
+
+def levels_text(values: list[float], levels: int) -> str:
+    """Per-channel values in levels; for binary images the share of ones, to three places."""
+    if levels == 2:
+        return "/".join(f"{v:.3f}" for v in values)
     return "/".join(f"{v:.0f}" for v in values)
 
 
-def pixel_table(test: dict, sets: dict[str, dict]) -> str:
+def pixel_table(test: dict, sets: dict[str, dict], levels: int) -> str:
     """Each set's pixels beside the test images': what a small classifier sees first."""
+    binary = levels == 2
     lines = [
-        "| set | mean level (per channel) | spread (per channel) | extreme levels | roughness |",
-        "| --- | --- | --- | --- | --- |",
+        "| set | "
+        + (
+            "share of ones | spread | roughness |"
+            if binary
+            else "mean level (per channel) | spread (per channel) | extreme levels | roughness |"
+        ),
+        "| --- | --- | --- | --- |" + ("" if binary else " --- |"),
     ]
     for name, found in {"real (test)": test, **sets}.items():
+        extreme = "" if binary else f" {found['extreme_share']:.1%} |"
+        roughness = f"{found['roughness']:.3f}" if binary else f"{found['roughness']:.2f}"
         lines.append(
-            f"| {name} | {levels_text(found['channel_mean'])} | {levels_text(found['channel_sd'])} "
-            f"| {found['extreme_share']:.1%} | {found['roughness']:.2f} |"
+            f"| {name} | {levels_text(found['channel_mean'], levels)} "
+            f"| {levels_text(found['channel_sd'], levels)} |{extreme} {roughness} |"
         )
     return "\n".join(lines)
 
@@ -284,10 +365,11 @@ def drift(found: dict, test: dict) -> float:
     return float(np.mean([abs(a - b) for a, b in pairs]))
 
 
-def classifier_note(check: dict, measured: dict[str, dict], test: dict) -> str:
-    """Where one Gaussian is told from real images less often than every model: why, in numbers.
-    A moment-matched Gaussian has the real images' mean and spread of every pixel by
-    construction, which is most of what a small classifier learns from a few hundred images."""
+def classifier_note(check: dict, votes: list[str], measured: dict[str, dict], test: dict) -> str:
+    """Where one Gaussian is told from real images less often than every model: the numbers,
+    and where the classifier votes. A moment-matched Gaussian has the real images' mean and
+    spread of every pixel by construction; how far each set's lie from the test images' is
+    given beside each set's accuracy, not as its cause."""
     gaussian = check["sets"][GAUSSIAN]
     if not measured or not all(
         gaussian["c2st_accuracy"]["value"] < found["c2st_accuracy"]["value"]
@@ -295,40 +377,54 @@ def classifier_note(check: dict, measured: dict[str, dict], test: dict) -> str:
     ):
         return ""
     closest = min(measured, key=lambda m: measured[m]["c2st_accuracy"]["value"])
-    drifts = ", ".join(
-        f"{m} {drift(found['pixels'], test):.1f}"
+    beside = ", ".join(
+        f"{m} {drift(found['pixels'], test):.1f} levels off, told apart "
+        f"{found['c2st_accuracy']['value']:.1%} of the time"
         for m, found in sorted(measured.items(), key=lambda item: drift(item[1]["pixels"], test))
+    )
+    where = (
+        f"it votes here in {', '.join(votes)}"
+        if votes
+        else "it does not vote here (see the check table for why)"
     )
     return (
         f"One Gaussian is told from real images less often by the classifier "
         f"({gaussian['c2st_accuracy']['value']:.3f}) than any model's samples (the closest: "
-        f"{closest}, {measured[closest]['c2st_accuracy']['value']:.3f}). It reproduces the mean "
-        "and spread of every pixel of the training images by construction, and at this size "
-        "those are most of what the small classifier learns to see: its per-channel mean level "
-        f"and spread lie {drift(gaussian['pixels'], test):.1f} levels from the test images' on "
-        f"average, the models' {drifts} (table below). The models' samples are told apart by "
-        "their brightness and contrast more than by structure the Gaussian has; the verdict "
-        "weighs the classifier as one voice of the omnibus part, beside the distances in "
-        "learned features.\n"
+        f"{closest}, {measured[closest]['c2st_accuracy']['value']:.3f}); {where}. The Gaussian "
+        "reproduces the mean and spread of every pixel of the training images by construction: "
+        f"its per-channel mean level and spread lie {drift(gaussian['pixels'], test):.1f} levels "
+        f"from the test images' on average; the models': {beside}. How far a set's pixel "
+        "statistics drift does not order how often it is caught, so the classifier sees more "
+        "than brightness and contrast (table below).\n"
     )
 
 
-def resolving_sentence(check: dict) -> str:
+def resolving_sentence(check: dict, errors: dict) -> str:
     """By how many standard errors one Gaussian trails real images at this set size."""
-    right = [m for m in check["metrics"] if sound(check, m)]
+    votes = voting_parts(check, errors)
+    right = [
+        m
+        for m in check["metrics"]
+        if check["metrics"][m]["sound"] and errors["metrics"][m]["within"]
+    ]
+    if not right:
+        return (
+            f"No metric ranked the known sets right with a checked error bar at "
+            f"{check['images_per_set']} images a set."
+        )
     shown = ", ".join(f"{m} {trails_by(m, check['sets']):.1f}" for m in right)
+    voting = [m for m in votes if votes[m]]
     verdict = (
         "enough to resolve the question"
-        if resolves(check)
+        if len(voting) >= RESOLVING_METRICS
         else f"**too few to resolve the question at this size** ({RESOLVING_METRICS} metrics "
         f"beyond {RESOLVING_SES:g} standard errors are needed)"
     )
-    if not right:
-        return f"No metric ranked the known sets right at {check['images_per_set']} images a set."
     return (
         f"Resolving power at {check['images_per_set']} images a set: on the metrics that rank "
-        f"the known sets right, one Gaussian trails the real images by {shown} standard errors "
-        f"(a metric votes beyond {RESOLVING_SES:g}); {verdict}."
+        f"the known sets right with a checked error bar, one Gaussian trails the real images by "
+        f"{shown} standard errors (a metric votes beyond {RESOLVING_SES:g}); {len(voting)} vote: "
+        f"{verdict}."
     )
 
 
@@ -342,17 +438,38 @@ def judged_value(found: dict) -> str:
 
 def evidence_table(rows: list[dict]) -> str:
     lines = [
-        "| part | metric | votes | autoregressive | mixture | autoregressive better by | favours |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| metric | votes in | autoregressive | mixture | autoregressive better by | favours |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for part in (FIDELITY, DIVERSITY, OMNIBUS):
-        for r in (r for r in rows if r["part"] == part):
-            lines.append(
-                f"| {part} | {r['metric']} | {'yes' if r['passed'] else 'no (failed its checks)'} "
-                f"| {r['autoregressive']} {judged_value(r['autoregressive_value'])} "
-                f"| {r['mixture']} {judged_value(r['mixture_value'])} "
-                f"| {number(r['better_by'], r['se'])} | {r['favours'] or 'neither'} |"
-            )
+    for r in rows:
+        lines.append(
+            f"| {r['metric']} | {', '.join(r['votes']) or 'none'} "
+            f"| {r['autoregressive']} {judged_value(r['autoregressive_value'])} "
+            f"| {r['mixture']} {judged_value(r['mixture_value'])} "
+            f"| {number(r['better_by'], r['se'])} | {r['favours'] or 'neither'} |"
+        )
+    return "\n".join(lines)
+
+
+def shares_text(found: dict[str, float]) -> str:
+    return ", ".join(f"{outcome} {share:.0%}" for outcome, share in found.items())
+
+
+def matrix_table(matrix: dict[str, dict[str, dict]]) -> str:
+    """The verdict for every autoregressive training run (rows) against every mixture run
+    (columns), on the shown draw, with the share of resamples that gives it."""
+    columns = sorted({b for cells in matrix.values() for b in cells})
+    lines = [
+        "| autoregressive \\ mixture | " + " | ".join(columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for a, cells in matrix.items():
+        shown = []
+        for b in columns:
+            cell = cells[b]
+            share = cell["shares"].get(cell["outcome"], 0.0)
+            shown.append(f"{cell['outcome']} ({share:.0%})")
+        lines.append(f"| {a} | " + " | ".join(shown) + " |")
     return "\n".join(lines)
 
 
@@ -361,13 +478,15 @@ def verdict_section(
     judged: dict[str, dict],
     selection: dict[str, dict],
     check: dict,
+    errors: dict,
     unfinished: dict[str, dict | None],
-) -> str:
-    """The evidence table, the finding of each part and the verdict, by `arbench.verdict.RULE`."""
-    rows = evidence(judged, selection, check)
-    decided = decide(rows, unfinished, check)
-    mixtures = sorted({r["mixture"] for r in rows if r.get("mixture")})
-    against = f" Compared against: {', '.join(m.upper() for m in mixtures)}." if mixtures else ""
+) -> tuple[str, dict]:
+    """The evidence table, the finding of each part, the verdict by `arbench.verdict.RULE` with
+    how often it comes out over resamples, and the matrix of every pair of training runs;
+    returns the section and the headline."""
+    rows, decided = verdict(judged, selection, check, errors, unfinished)
+    found = resampled(judged, selection, check, errors, unfinished)
+    outcome = headline(found)
     parts = []
     if rows and "favours" in rows[0]:
         parts.append(
@@ -380,15 +499,28 @@ def verdict_section(
         parts.append(evidence_table(rows) + "\n")
         parts.append(
             "\n".join(
-                f"- **{part}**: {describe_part(part, decided['parts'][part])}."
-                for part in (FIDELITY, DIVERSITY, OMNIBUS)
+                f"- **{part}**: {describe_part(part, decided['parts'][part])}." for part in PARTS
             )
             + "\n"
         )
+    parts.append(f"On the draws as measured: **{decided['outcome']}** — {decided['reason']}.\n")
     parts.append(
-        f"**Verdict on {dataset}: {decided['outcome']}** — {decided['reason']}.{against}\n"
+        f"**Verdict on {dataset}: {outcome}** ({shares_text(found)} of {RESAMPLES} resamples of "
+        f"the draws, the seeds and the images; a verdict needs {SHARE:.0%}).\n"
     )
-    return "\n".join(parts)
+    matrix = pair_matrix(judged, selection, check, errors, unfinished)
+    if matrix:
+        parts.append(
+            "Every autoregressive training run against every mixture run, compared on the shown "
+            "draw without choosing representatives (the share of resamples that gives the same "
+            "outcome in brackets):\n\n" + matrix_table(matrix) + "\n"
+        )
+    return "\n".join(parts), {
+        "outcome": outcome,
+        "shares": found,
+        "as_measured": decided,
+        "matrix": matrix,
+    }
 
 
 def completion_section(files: dict[str, dict], filled: dict[str, dict]) -> str:
@@ -463,28 +595,35 @@ the same test images, every set at the same size:
   k = 5 nearest neighbours in the learned features. Higher is better, up to real images' own.
 - **classifier accuracy**: a small convolutional network trained to tell the set from as many
   test images, cross-validated in {C2ST["folds"]} folds, the same network and budget for every
-  set: 0.5 when it cannot tell them apart, 1 when it always can (the omnibus test: it sees
-  fidelity and diversity at once). Lower is better.
+  set: 0.5 when it cannot tell them apart, 1 when it always can. It sees fidelity and diversity
+  at once, and votes in each part whose checks it passes. Lower is better.
 - **novelty**: RMS pixel distance from each image to its nearest training image; **copies**: the
   share of exact training images. They describe; they do not vote.
-- ± is a standard error: from random halves of both sets for the distances and k-NN measures,
-  binomial for the classifier.
-- Every model draws two independent sample sets: the tables show the first; the verdict chooses
-  each family's representative on the second (the classifier is left out there) and compares the
-  two on the first.
+- ± is a standard error, what another draw of the set would give against the same test images:
+  from random subsets of three quarters of the set (their spread times sqrt(3), the delete-d
+  jackknife) for the distances and k-NN measures, binomial for the classifier. The error-bar
+  check compares each with the spread of at least 20 independent draws of a set from a trained
+  network and from the real images; a metric whose error is off by more than the check's
+  tolerance does not vote.
+- Every model draws two independent sample sets, measured alike: the tables show the first; the
+  verdict chooses each family's representative on the second and compares the two on the first.
 
-**The metric check.** Before a metric may vote on a dataset it must rank sets whose order is
-known: held-out real images (valid split) first; one Gaussian fitted to the training pixels
-(moment-matched), the real images blurred over 3x3 pixels (grey-level data), and real images with
-5%, 15% and 30% of their pixels replaced by noise behind them, no noise level ahead of a lower one
-(fidelity metrics); real images without their largest mode, and real images each replaced by the
-prototype of its nearest of a few k-means clusters of the training pixels, behind real images
-(diversity metrics; the classifier must pass both kinds); and one Gaussian more than
-{RESOLVING_SES:g} standard errors behind real images at this set size (every metric). A metric
-that fails on a dataset does not vote there. A fidelity metric may score the prototypes beyond
-real images (samples piled on dense places look "more precise" than real): the verdict reads every
-value against the real images' own, so that gains nothing. Features are divided by the spread of
-the test images' features in their space, so every space's distances are in the same units.
+**The metric check.** Before a metric may vote in a part of the hypothesis on a dataset it must
+rank sets whose order is known for that part. Fidelity: held-out real images (valid split)
+first; one Gaussian fitted to the training pixels (moment-matched), the real images blurred over
+3x3 pixels (grey-level data), and real images with 5%, 15% and 30% of their pixels replaced by
+noise behind them, no noise level ahead of a lower one, and for the classifier all of these with
+a second classifier seed too. Diversity: real images without their largest mode (a label, or a
+k-means cluster of the pixels: outside every feature space the metrics use) and real images each
+replaced by the prototype of its nearest of a few k-means clusters of the training pixels behind
+real images; and no set known to fool a diversity metric ahead of real images: the noisy sets,
+real images with a fifth replaced by one-Gaussian draws or by noise images (outliers widen k-NN
+balls), and as many prototypes as the largest mixture has components, drawn with per-pixel
+noise. Every metric must also put one Gaussian more than {RESOLVING_SES:g} standard errors behind
+real images at this set size. A fidelity metric may score the prototypes beyond real images
+(samples piled on dense places look "more precise" than real): the verdict reads every value
+against the real images' own, so that gains nothing. Features are divided by the spread of the
+test images' features in their space, so every space's distances are in the same units.
 """
 
 
@@ -513,6 +652,7 @@ def build_report(inputs: dict) -> Path:
         for dataset, files in models.items()
     }
     checks = {dataset: METRIC_CHECK.read(inputs["checks"][dataset]) for dataset in models}
+    errors = {dataset: ERROR_CHECK.read(inputs["errors"][dataset]) for dataset in models}
     write_csv(Path(path("sample_quality")), QUALITY_FIELDS, quality_rows(quality, checks))
 
     def link(text: str, figure: Path) -> str:
@@ -534,6 +674,7 @@ def build_report(inputs: dict) -> Path:
     ]
     for name, reason in inputs.get("skipped", {}).items():
         out.append(f"> Dataset **{name}** was left out of this run: {reason}\n")
+    verdicts: dict[str, dict] = {}
     for dataset, files in models.items():
         names = list(files)
         # figures show each model's first training run; tables show every run
@@ -585,38 +726,50 @@ def build_report(inputs: dict) -> Path:
         )
         out.append(
             "The metric check: sets whose ranking is known (the dropped mode is "
-            f"{check['dropped_mode']}; the prototypes are {check['prototypes']}):\n"
+            f"{check['dropped_mode']}; the prototypes are {check['prototypes']}; the noisy "
+            f"prototypes are {check['noisy_prototypes']}):\n"
         )
         sets = check["sets"]
         out.append(quality_table([quality_row(dataset, n, "check", sets[n]) for n in sets]) + "\n")
         measured = {m: assessed[m]["model"] for m in names}
-        note = classifier_note(check, measured, first["test_pixels"])
+        votes = voting_parts(check, errors[dataset])
+        note = classifier_note(check, votes["c2st_accuracy"], measured, first["test_pixels"])
         if note:
             out.append(note)
         out.append(
-            "Pixel statistics (levels; described, not voting):\n\n"
+            "Pixel statistics (described, not voting; in levels, or for binary images the share "
+            "of ones):\n\n"
             + pixel_table(
                 first["test_pixels"],
                 {
                     **{m: measured[m]["pixels"] for m in names},
                     **{n: sets[n]["pixels"] for n in (REAL, GAUSSIAN)},
                 },
+                data.levels,
             )
             + "\n"
         )
-        out.append(check_table(check) + "\n")
-        out.append(resolving_sentence(check) + "\n")
+        out.append(check_table(check, errors[dataset]) + "\n")
+        out.append(
+            f"The error-bar check: {errors[dataset]['images_per_set']} images a set, drawn "
+            f"independently from {errors[dataset]['network'] or 'no network'} and from the real "
+            "images (disjoint sets of the training and valid images, as many as they hold); the "
+            "spread of each metric across the draws beside the standard error one set is given. "
+            f"A metric whose pooled ratio lies outside {TOLERANCE[0]:g}-{TOLERANCE[1]:g}x does "
+            "not vote.\n\n" + error_table(errors[dataset]) + "\n"
+        )
+        out.append(resolving_sentence(check, errors[dataset]) + "\n")
         training = {r["model"]: r["training"] for r in rows if r["dataset"] == dataset}
         unfinished = still_improving(training)
-        out.append(
-            verdict_section(
-                dataset,
-                {m: assessed[m]["model"] for m in names},
-                {m: assessed[m]["selection"] for m in names},
-                check,
-                unfinished,
-            )
+        section, verdicts[dataset] = verdict_section(
+            dataset,
+            {m: assessed[m]["model"] for m in names},
+            {m: assessed[m]["selection"] for m in names},
+            check,
+            errors[dataset],
+            unfinished,
         )
+        out.append(section)
         figure = figure_path(dataset, "nearest")
         nearest_panels(
             neighbour_pairs(data, samples, assessed),
@@ -649,6 +802,7 @@ def build_report(inputs: dict) -> Path:
             training_curves(curves, f"{dataset}: training curves", figure)
             out.append(link(f"{dataset} training curves", figure))
     out.append(DEFINITIONS)
+    VERDICTS.write(path("verdicts"), verdicts)
     atomic_write(report, lambda h: h.write("\n".join(out).encode()))
     log.info("wrote %s", report)
     return report

@@ -45,7 +45,8 @@ def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
 
 
 MODEL_RULES = ("train", "sample", "evaluate", "quality", "complete")
-DATASET_RULES = ("prepare", "features", "metric_check")  # a dataset's feature spaces and check
+# a dataset's feature spaces, metric check and error-bar check
+DATASET_RULES = ("prepare", "features", "metric_check", "error_check")
 ALL = (*DATASET_RULES, *MODEL_RULES)  # what a new dataset file reruns
 
 
@@ -55,7 +56,7 @@ def model_jobs(dataset: str, model: str) -> set[tuple[str, str]]:
 
 
 FINAL = {("report", ""), ("all", "")}
-OUTCOMES = "supported|contradicted|not resolved|not tested|not decided"
+OUTCOMES = "supported|contradicted|not resolved|not tested|not decided|unstable"
 
 
 def test_every_output_exists_and_is_well_formed(finished):
@@ -144,16 +145,19 @@ def test_every_number_in_the_likelihood_table_comes_from_an_evaluate_output(fini
 
 def test_every_number_in_the_sample_quality_table_comes_from_a_quality_output(finished):
     columns, rows = read_csv(finished / "results/sample_quality.csv")
-    assert columns[:3] == ["dataset", "set", "role"]
+    assert columns[:4] == ["dataset", "set", "role", "draw"]
     assert all(metric in columns for metric in METRICS)
+    draws = {"shown": "model", "choice": "selection"}  # both draws of every model's samples
     for dataset, entry in TINY["datasets"].items():
         check = json.loads((finished / "results/checks" / f"{dataset}.json").read_text())
-        ours = {r["set"]: r for r in rows if r["dataset"] == dataset}
-        assert set(ours) == set(entry["models"]) | set(check["sets"])
-        for name, row in ours.items():
+        ours = {(r["set"], r["draw"]): r for r in rows if r["dataset"] == dataset}
+        assert set(ours) == {(m, d) for m in entry["models"] for d in draws} | {
+            (name, "") for name in check["sets"]
+        }
+        for (name, draw), row in ours.items():
             if row["role"] == "model":
                 path = finished / "results/quality" / dataset / f"{name}.json"
-                measured = json.loads(path.read_text())["model"]
+                measured = json.loads(path.read_text())[draws[draw]]
             else:
                 measured = check["sets"][name]
             for metric in METRICS:
@@ -177,11 +181,14 @@ def test_networks_stopped_by_their_epoch_cap_while_improving_are_not_judged(fini
             if model in entry["models"]:
                 row = next(line for line in section.splitlines() if line.startswith(f"| {model} |"))
                 assert "epoch cap after 2 epochs" in row and "unfinished" in row, row
-        verdict = re.search(rf"\*\*Verdict on {dataset}: ({OUTCOMES})\*\* — (.*)", section)
-        outcome, reason = verdict.groups()
+        verdict = re.search(rf"\*\*Verdict on {dataset}: ({OUTCOMES})\*\* \((.*)\)", section)
+        outcome, shares = verdict.groups()
         assert outcome in ("not decided", "not tested"), verdict.group(0)
+        assert shares.startswith(f"{outcome} 100% of 200 resamples"), shares
         if outcome == "not decided":
-            assert "still improving" in reason and "epoch cap ended it" in reason, reason
+            reason = re.search(r"On the draws as measured: \*\*not decided\*\* — (.*)", section)
+            assert "still improving" in reason.group(1), reason.group(0)
+            assert "epoch cap ended it" in reason.group(1), reason.group(0)
 
 
 def test_the_html_report_embeds_every_figure_and_table(finished):
@@ -202,6 +209,8 @@ def test_changing_one_models_hyperparameter_reruns_only_that_model(finished):
     config = copy.deepcopy(TINY)
     config["models"]["nade"]["hidden"] = 9
     expected = model_jobs("mnist", "nade") | model_jobs("atari", "nade") | FINAL
+    # the error-bar checks draw from NADE on both datasets
+    expected |= {("error_check", "dataset=mnist"), ("error_check", "dataset=atari")}
     assert planned_jobs(finished, config) == expected
 
 
@@ -231,23 +240,27 @@ def jobs_of(rules: tuple[str, ...], models=None, datasets=None) -> set[tuple[str
     return jobs
 
 
+MEASURING = ("quality", "metric_check", "error_check")  # the checks run the same measurements
 EDITS = {
     "evaluate.py": jobs_of(("evaluate",)),
-    "quality.py": jobs_of(("quality", "metric_check")),  # the check runs the same measurements
-    "sample_metrics.py": jobs_of(("quality", "metric_check")),
+    "quality.py": jobs_of(MEASURING),
+    "sample_metrics.py": jobs_of(MEASURING),
     "known_answers.py": jobs_of(("metric_check",)),
     "metric_check.py": jobs_of(("metric_check",)),
-    "features.py": jobs_of(("features", "metric_check", "quality")),
+    "error_check.py": jobs_of(("error_check",)),
+    "features.py": jobs_of(("features", *MEASURING)),
     "complete.py": jobs_of(("complete",)),
     "sample.py": jobs_of(("sample", "quality")),  # new samples are measured again
     "report.py": set(),
     "plots.py": set(),
-    "train.py": jobs_of(MODEL_RULES),
-    "trainer.py": jobs_of(MODEL_RULES),
+    # a retrained NADE is drawn from again by the error-bar checks
+    "train.py": jobs_of(MODEL_RULES) | jobs_of(("error_check",)),
+    "trainer.py": jobs_of(MODEL_RULES) | jobs_of(("error_check",)),
     "models/made.py": jobs_of(MODEL_RULES, models={"made"}),
     "models/pixelcnn.py": jobs_of(MODEL_RULES, models={"pixelcnn"}),
-    "models/nade_kernel.c": jobs_of(MODEL_RULES, models={"nade"}),
-    "models/distributions.py": jobs_of(MODEL_RULES, models={"nade", "made", "pixelcnn"}),
+    "models/nade_kernel.c": jobs_of(MODEL_RULES, models={"nade"}) | jobs_of(("error_check",)),
+    "models/distributions.py": jobs_of(MODEL_RULES, models={"nade", "made", "pixelcnn"})
+    | jobs_of(("error_check",)),
     "models/gmm.py": jobs_of(MODEL_RULES, models={"gmm", "gmm_diag", "pca_gmm"}),
     "models/mob.py": jobs_of(MODEL_RULES, models={"mob"}),
     "data/atari.py": jobs_of(ALL, datasets={"atari"}),
@@ -404,10 +417,10 @@ def test_models_trained_with_several_seeds_are_pooled_in_the_verdict(tmp_path):
     report = (tmp_path / "results/report.md").read_text()
     assert re.search(r"\*\*Verdict on mnist: [a-z ]+\*\*", report)
     assert "| made.r1 |" in report  # every run has its row in the likelihood table
-    evidence = [
-        line for line in report.splitlines() if line.startswith("| fidelity | frechet_learned | ")
-    ]
+    evidence = [line for line in report.splitlines() if line.startswith("| frechet_learned | ")]
     assert evidence and "| made " in evidence[-1] and ".r1" not in evidence[-1]  # pooled
+    # and every run against every mixture run in the matrix
+    assert re.search(r"^\| made\.r1 \| ", report, re.MULTILINE)
 
 
 def report_section(workdir: Path, dataset: str) -> str:
