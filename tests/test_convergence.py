@@ -44,3 +44,14 @@ def test_described_for_the_report():
     assert convergence.describe(em) == "iteration cap after 3 iterations"
     assert em["improvement_per_epoch"] == pytest.approx(0.5)
     assert convergence.describe(None) == "not recorded"
+
+
+def test_finished_means_the_curve_has_flattened_whatever_ended_the_run():
+    """Early stopping after a learning rate decayed to almost nothing, with the best valid NLL
+    still falling faster than the tolerance, is not a finished run; a cap on a flat curve is."""
+    falling = [100.0, 90.0, 85.0, 84.0, 83.5, 83.4]
+    stopped = convergence.network_record(convergence.EARLY_STOPPING, falling)
+    assert stopped["improvement_per_epoch"] > convergence.tolerance(83.4)
+    assert convergence.unfinished(stopped)
+    flat = [100.0, 90.0, 85.0, 84.99, 84.98, 84.97, 84.96, 84.95]
+    assert not convergence.unfinished(convergence.network_record(convergence.EPOCH_CAP, flat))

@@ -8,13 +8,15 @@ epoch (per EM iteration): for a network, the fall of its best valid NLL so far o
 `WINDOW` epochs, divided by the epochs; for EM, the gain of the training log-likelihood in its
 last iteration.
 
-A run is *unfinished* when a cap ended it while that rate exceeded `TOLERANCE` of its best valid
-NLL per epoch: such a model is not judged (`arbench.verdict`). The tolerance is relative because
-what an improvement is worth depends on the data: a nat is a lot on binarized Atari frames (about
-30 nats an image) and nothing on 8-bit faces (thousands). Early stopping and EM's own
-convergence end a run finished by definition; early stopping counts an epoch as an improvement
-only when it lowers the best valid NLL by more than the same tolerance, so that a creep below it
-(a decayed learning rate, a moving average) ends training instead of holding it at its cap.
+A run is *unfinished* when that rate still exceeded `TOLERANCE` of its best valid NLL per epoch
+when it ended, whatever ended it: a cap, or early stopping after a learning rate had decayed to
+almost nothing while the curve still fell. Such a model is not judged (`arbench.verdict`). The
+tolerance is relative because what an improvement is worth depends on the data: a nat is a lot on
+binarized Atari frames (about 30 nats an image) and nothing on 8-bit faces (thousands). Early
+stopping counts an epoch as an improvement only when it lowers the best valid NLL by more than the
+same tolerance, so that a creep below it (a decayed learning rate, a moving average) ends training
+instead of holding it at its cap; and it ends a run only once the rate over the last `WINDOW`
+epochs is within the tolerance too, so that a run it ends has finished by the same measure.
 """
 
 from __future__ import annotations
@@ -29,16 +31,16 @@ EPOCH_CAP = "epoch cap"
 TIME_CAP = "time cap"
 CONVERGED = "converged"
 ITERATION_CAP = "iteration cap"
-FINISHED = (EARLY_STOPPING, CONVERGED)
 
 RULE = (
-    "A model whose training was ended by a cap (its epochs, its minutes, or EM's iterations) "
-    f"while its NLL was still falling by more than {TOLERANCE:.2%} of its best valid NLL per "
-    "epoch (per iteration for EM) has not finished learning, and a comparison that includes it is "
-    "*not decided*. A network's rate is the fall of its best valid NLL over its last "
-    f"{WINDOW} epochs, per epoch; EM's, the gain of its training log-likelihood in its last "
-    "iteration. Early stopping (no epoch lowering the best valid NLL by more than that "
-    "tolerance for `patience` epochs) and EM's own convergence end a run finished."
+    "A model whose NLL was still falling by more than "
+    f"{TOLERANCE:.2%} of its best valid NLL per epoch (per iteration for EM) when its training "
+    "ended, whatever ended it (a cap on its epochs, minutes or EM's iterations, or early stopping "
+    "after its learning rate had decayed), has not finished learning, and a comparison that "
+    "includes it is *not decided*. A network's rate is the fall of its best valid NLL over its "
+    f"last {WINDOW} epochs, per epoch; EM's, the gain of its training log-likelihood in its last "
+    "iteration. Early stopping ends a network only when no epoch lowered the best valid NLL by "
+    "more than that tolerance for `patience` epochs and that rate is within it too."
 )
 
 
@@ -92,17 +94,18 @@ def tolerance(nll: float) -> float:
     return TOLERANCE * abs(nll) if math.isfinite(nll) else math.inf
 
 
+def finished(rate: float | None, best_nll: float) -> bool:
+    """Whether a best valid NLL falling by `rate` nats an epoch has plateaued."""
+    return rate is not None and math.isfinite(rate) and rate <= tolerance(best_nll)
+
+
 def unfinished(record: dict | None) -> bool:
-    """Whether a cap ended the run while it was still improving faster than the tolerance (a
-    run without a record, or whose rate could not be measured, counts as unfinished)."""
+    """Whether the run was still improving faster than the tolerance when it ended, whatever
+    ended it (a run without a record, or whose rate could not be measured, counts as
+    unfinished)."""
     if record is None:
         return True
-    if record["ended_by"] in FINISHED:
-        return False
-    rate = record["improvement_per_epoch"]
-    if rate is None or not math.isfinite(rate):
-        return True
-    return rate > tolerance(record.get("best_valid_nll", math.nan))
+    return not finished(record["improvement_per_epoch"], record.get("best_valid_nll", math.nan))
 
 
 def describe(record: dict | None) -> str:

@@ -203,8 +203,14 @@ def improves(valid_nll: float, best_nll: float) -> bool:
 
 def ended_by(state: dict, training: dict, deadline: float | None) -> str | None:
     """Why training must end before another epoch, or None to go on."""
-    # judged at validations only: the epochs after the last one have not been looked at yet
-    if state["validated_epoch"] - state["improved_epoch"] >= training["patience"]:
+    # judged at validations only: the epochs after the last one have not been looked at yet;
+    # and only once the curve has flattened, so that early stopping ends a finished run
+    if state["validated_epoch"] - state["improved_epoch"] >= training["patience"] and (
+        convergence.finished(
+            convergence.improvement_rate([row["valid_nll"] for row in state["metrics"]]),
+            state["best_nll"],
+        )
+    ):
         return convergence.EARLY_STOPPING
     if state["epoch"] >= training["epochs"]:
         return convergence.EPOCH_CAP
