@@ -9,6 +9,9 @@ rule prepare:
         code=data_code,
         spec=spec_json,
         download=json.dumps(plan.download_settings(config.get("download")), sort_keys=True),
+    # before any training: a dataset's every job waits on it, and the longest trainings are
+    # on the dataset prepared last otherwise
+    priority: 3
     log:
         plan.path("prepare_log"),
     benchmark:
