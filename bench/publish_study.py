@@ -31,7 +31,8 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
-VERDICT = re.compile(r"^\*\*Verdict on (\w+): ([a-z ]+)\*\* — (.*)$", re.MULTILINE)
+# how reports before the verdict's resampling wrote it (the previous answer may be one of them)
+OLD_VERDICT = re.compile(r"^\*\*Verdict on (\w+): ([a-z ]+)\*\* — (.*)$", re.MULTILINE)
 MODEL_BUDGET = 50 * 2**20
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHECK_IMAGES = 500
@@ -97,22 +98,38 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def answer_table(report: str) -> str:
-    lines = ["| dataset | verdict | why |", "| --- | --- | --- |"]
-    for dataset, outcome, reason in VERDICT.findall(report):
-        lines.append(f"| {dataset} | **{outcome}** | {reason} |")
+def shares_text(shares: dict[str, float]) -> str:
+    return ", ".join(f"{outcome} {share:.0%}" for outcome, share in shares.items())
+
+
+def answer_table(verdicts: dict[str, dict]) -> str:
+    lines = [
+        "| dataset | verdict | share of resamples | on the draws as measured |",
+        "| --- | --- | --- | --- |",
+    ]
+    for dataset, found in sorted(verdicts.items()):
+        measured = found["as_measured"]
+        lines.append(
+            f"| {dataset} | **{found['outcome']}** | {shares_text(found['shares'])} "
+            f"| {measured['outcome']}: {measured['reason']} |"
+        )
     return "\n".join(lines)
 
 
 def previous_answer(out: Path) -> tuple[dict[str, str], str]:
-    """The verdicts published in `out` before, and the commit they came from."""
+    """The verdicts published in `out` before (from their verdicts file, or read off a report
+    written before there was one), and the commit they came from."""
     if not (out / "report.md").exists():
         return {}, ""
-    verdicts = {d: o for d, o, _ in VERDICT.findall((out / "report.md").read_text())}
+    if (out / "verdicts.json").exists():
+        found = json.loads((out / "verdicts.json").read_text())
+        verdicts = {d: v["outcome"] for d, v in found.items()}
+    else:
+        verdicts = {d: o for d, o, _ in OLD_VERDICT.findall((out / "report.md").read_text())}
     return verdicts, json.loads((out / "run.json").read_text())["commit"]
 
 
-def changes_table(previous: dict, commit: str, report: str, changes: dict) -> list[str]:
+def changes_table(previous: dict, commit: str, verdicts: dict[str, dict], changes: dict) -> list:
     lines = [
         "## The previous answer",
         "",
@@ -122,9 +139,9 @@ def changes_table(previous: dict, commit: str, report: str, changes: dict) -> li
         "| dataset | previous verdict | new verdict | what moved it |",
         "| --- | --- | --- | --- |",
     ]
-    for dataset, outcome, _ in VERDICT.findall(report):
+    for dataset, found in sorted(verdicts.items()):
         before = previous.get(dataset, "not run")
-        lines.append(f"| {dataset} | **{before}** | **{outcome}** | {changes[dataset]} |")
+        lines.append(f"| {dataset} | **{before}** | **{found['outcome']}** | {changes[dataset]} |")
     return lines
 
 
@@ -275,8 +292,9 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
     (out / "report.md").write_text(report)
     for figure in sorted((results / "figures").glob("*.png")):
         shutil.copy2(figure, out / "figures" / figure.name)
-    for table in ("likelihoods.csv", "sample_quality.csv"):
+    for table in ("likelihoods.csv", "sample_quality.csv", "verdicts.json"):
         shutil.copy2(results / table, out / table)
+    verdicts = json.loads((results / "verdicts.json").read_text())
     shutil.copy2(config, out / "config.yaml")
     seconds, gigabytes = wall_and_memory(logs)
     stages = stage_seconds(results)
@@ -308,7 +326,9 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         )
         + f"; peak memory {gigabytes:.2f} GB",
         "- the report: [report.md](report.md); tables: [likelihoods.csv](likelihoods.csv), "
-        "[sample_quality.csv](sample_quality.csv); the config it ran: [config.yaml](config.yaml) "
+        "[sample_quality.csv](sample_quality.csv) (both draws of every model, and the check sets), "
+        "[verdicts.json](verdicts.json) (each dataset's verdict, its shares over resamples and "
+        "the matrix of every pair of runs); the config it ran: [config.yaml](config.yaml) "
         "(`config/study.yaml`, kept equal by `tests/test_published_study.py`)",
         "",
         "| stage | jobs | seconds, all jobs | slowest job |",
@@ -325,9 +345,9 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
             "Snakemake rewrites a job's benchmark file each time the job runs: a training resumed "
             "in a later segment counts only that segment's seconds here.",
         ]
-    lines += ["", "## The answer", "", answer_table(report), ""]
+    lines += ["", "## The answer", "", answer_table(verdicts), ""]
     if previous:
-        lines += [*changes_table(previous, previous_commit, report, changes), ""]
+        lines += [*changes_table(previous, previous_commit, verdicts, changes), ""]
     lines += [*models_table(publish_models(results, out, commit)), ""]
     (out / "README.md").write_text("\n".join(lines))
     return run_record
@@ -355,7 +375,7 @@ def main() -> None:
     changes = json.loads(args.changes.read_text())
     record = publish(args.run, args.log, args.commit, args.out, changes)
     print(json.dumps(record, indent=2))
-    print(answer_table((args.out / "report.md").read_text()))
+    print(answer_table(json.loads((args.out / "verdicts.json").read_text())))
 
 
 if __name__ == "__main__":
