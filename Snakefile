@@ -9,7 +9,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from arbench import configuration
+from arbench.core import configuration
 
 min_version("9.0")
 
@@ -54,7 +54,7 @@ onstart:
     # A damaged result would fail every job downstream of it: set it aside, so that the next
     # run makes it again, and what depends on it, instead.
     if DAMAGED:
-        moved = [f"{file} -> {contracts.set_aside(file)}" for file in DAMAGED]
+        moved = [f"{file} -> {damaged.set_aside(file)}" for file in DAMAGED]
         raise SystemExit(
             "Damaged results were set aside, nothing was run: "
             + "; ".join(moved)

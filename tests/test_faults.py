@@ -20,12 +20,12 @@ import pytest
 from PIL import Image
 
 from arbench import train as train_module
-from arbench import trainer
+from arbench.core.files import atomic_write, remove_stale_parts, temporary_path
 from arbench.data.anime import read_image_folder
 from arbench.data.download import DownloadError, fetch
 from arbench.data.format import SPLITS, save_dataset
-from arbench.files import atomic_write, remove_stale_parts, temporary_path
-from arbench.trainer import load_checkpoint
+from arbench.training import trainer
+from arbench.training.trainer import load_checkpoint
 
 MADE_SETTINGS = {
     "hidden": [64],

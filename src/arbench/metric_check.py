@@ -1,8 +1,8 @@
 """The metric check stage: every metric measured on sets whose ranking is known, judged.
 
 `python -m arbench.metric_check --data D.npz --features F.pt --out C.json` measures the known-answer
-sets of `arbench.known_answers` exactly as the quality stage measures a model's samples (and the
-classifier test once more with a second classifier seed), says which metrics ranked them
+sets of `arbench.metrics.known_answers` exactly as the quality stage measures a model's samples (and
+the classifier test once more with a second classifier seed), says which metrics ranked them
 correctly for which part of the hypothesis (only those vote there in the verdict), and by how many
 standard errors the single Gaussian trails real images on each (the resolving power of the set
 size).
@@ -14,80 +14,22 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from arbench.cli import positive_int, run_stage, stage_parser
-from arbench.contracts import METRIC_CHECK
+from arbench.core.cli import positive_int, run_stage, stage_parser
+from arbench.core.contracts import METRIC_CHECK
+from arbench.core.plan import METRICS
 from arbench.data.format import load_dataset
-from arbench.features import FeatureSpaces
-from arbench.known_answers import (
-    BLURRED,
+from arbench.metrics.known_answers import (
     COPIES,
-    DROPPED,
-    GAUSSIAN,
-    GAUSSIAN_OUTLIERS,
-    MATCHED,
-    NOISE,
-    NOISE_OUTLIERS,
-    NOISY,
-    NOISY_PROTOTYPES,
-    PROTOTYPE,
-    PROTOTYPE_NOISE,
     PROTOTYPES,
     REAL,
-    blurred,
-    gaussian_images,
     judge,
-    mode_dropped,
-    noise_images,
-    noisy,
-    prototypes,
+    known_sets,
     resolving_power,
-    with_outliers,
 )
-from arbench.plan import METRICS
-from arbench.quality import Reference, measure, set_size, summary_line
+from arbench.metrics.measurement import Reference, measure, set_size, summary_line
+from arbench.metrics.spaces import FeatureSpaces
 
 log = logging.getLogger("arbench.metric_check")
-
-
-def known_sets(data, size: int, mixture_components: int) -> tuple[dict, dict]:
-    """The sets of known rank (`arbench.known_answers`), each of `size` images, and what the
-    report says of how some were made."""
-    rng = np.random.default_rng(0)
-    real = data.valid[np.sort(rng.choice(len(data.valid), size, replace=False))]
-    dropped, matched, dropped_mode = mode_dropped(data, size)
-    prototype_set, distinct = prototypes(data, real)
-    many_prototypes, many_distinct = prototypes(data, real, clusters=mixture_components, seed=1)
-    gaussian = gaussian_images(data, size)
-    sets = {
-        REAL: real,
-        GAUSSIAN: gaussian,
-        # blurring binary images is a majority filter that cleans them: not known to be worse
-        **({BLURRED: blurred(real)} if data.levels > 2 else {}),
-        **{
-            name: noisy(real, f, data.levels, i)
-            for i, (name, f) in enumerate(zip(NOISY, NOISE, strict=True))
-        },
-        DROPPED: dropped,
-        MATCHED: matched,
-        PROTOTYPE: prototype_set,
-        COPIES: data.train[rng.choice(len(data.train), size, replace=False)],
-        GAUSSIAN_OUTLIERS: with_outliers(real, gaussian_images(data, size, seed=1), seed=2),
-        NOISE_OUTLIERS: with_outliers(
-            real, noise_images(size, data.shape, data.levels, seed=3), seed=4
-        ),
-        NOISY_PROTOTYPES: noisy(many_prototypes, PROTOTYPE_NOISE, data.levels, seed=5),
-    }
-    made = {
-        "dropped_mode": dropped_mode,
-        "prototypes": f"{distinct} distinct training images, the prototypes of {PROTOTYPES} "
-        "k-means clusters of the training pixels",
-        "noisy_prototypes": f"{many_distinct} distinct prototypes of {mixture_components} "
-        f"k-means clusters of the training pixels (as many as the dataset's largest mixture "
-        f"has components), {PROTOTYPE_NOISE:.0%} of each image's pixels drawn at random",
-    }
-    return sets, made
 
 
 def check(data_path, features_path, n: int, out, mixture_components: int = PROTOTYPES) -> dict:

@@ -1,7 +1,7 @@
 """Build one dataset file from a source spec: `python -m arbench.prepare --spec ... --out ...`.
 
 The spec is a JSON object (inline, or a .json or .yaml file) whose `source` names a builder of
-`arbench.plan.SOURCES`; its other keys are checked against that source's settings and completed
+`arbench.core.plan.SOURCES`; its other keys are checked against that source's settings and completed
 with their defaults, and the completed spec is recorded in the sidecar. Downloads are cached
 under `--resources`; the dataset file and its sidecar are written atomically to `--out`.
 """
@@ -19,10 +19,10 @@ import numpy as np
 import yaml
 
 from arbench import __version__
-from arbench.cli import json_object, run_stage, stage_parser
+from arbench.core.cli import json_object, run_stage, stage_parser
+from arbench.core.plan import source_entry, source_spec
 from arbench.data import download
 from arbench.data.format import save_dataset
-from arbench.plan import source_entry, source_spec
 
 log = logging.getLogger("arbench.prepare")
 

@@ -1,7 +1,7 @@
 """The sample stage: `python -m arbench.sample --model M.pt --n 64 --seed 0 --out S.npz`.
 
 Writes uint8 samples (N, C, H, W) on the model's support, atomically, checked by the samples
-file's contract (`arbench.contracts.SAMPLES`) before they are written.
+file's contract (`arbench.core.contracts.SAMPLES`) before they are written.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench.checkpoints import load_model, resolve_device
-from arbench.cli import nonnegative_int, positive_int, run_stage, stage_parser
-from arbench.contracts import SAMPLES
+from arbench.core.cli import nonnegative_int, positive_int, run_stage, stage_parser
+from arbench.core.contracts import SAMPLES
+from arbench.training.checkpoints import load_model, resolve_device
 
 log = logging.getLogger("arbench.sample")
 

@@ -13,8 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from arbench.cli import json_object, run_stage, stage_parser
-from arbench.plan import RESULTS, datasets_in_run, expected_files
+from arbench.core.cli import json_object, run_stage, stage_parser
+from arbench.core.plan import RESULTS, datasets_in_run, expected_files
 
 log = logging.getLogger("arbench.stale")
 

@@ -3,10 +3,10 @@
 `python -m arbench.train --data D.npz --model nade --settings '{...}' --out M.pt` writes the model
 (best parameters by valid NLL) to `--out`, per-epoch metrics to `--metrics` and keeps a resumable
 checkpoint at `--checkpoint`. Settings are JSON (inline or a file) and are checked against the
-model's settings in `arbench.plan` before anything runs. Neural models train in the loop of
-`arbench.trainer` (minibatches, early stopping on the valid NLL, checkpoints from which a killed
-job resumes to the same parameters as an uninterrupted run, on CPU). Mixture models fit in one
-call.
+model's settings in `arbench.core.plan` before anything runs. Neural models train in the loop of
+`arbench.training.trainer` (minibatches, early stopping on the valid NLL, checkpoints from which a
+killed job resumes to the same parameters as an uninterrupted run, on CPU). Mixture models fit in
+one call.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench import checkpoints, convergence
-from arbench.checkpoints import resolve_device
-from arbench.cli import json_object, run_stage, stage_parser
+from arbench.core.cli import json_object, run_stage, stage_parser
+from arbench.core.plan import build_model, model_entry, split_settings
 from arbench.data.format import load_dataset
-from arbench.plan import build_model, model_entry, split_settings
-from arbench.trainer import Trainer, flush_denormals, mean_nll, write_metrics
+from arbench.training import checkpoints, convergence
+from arbench.training.checkpoints import resolve_device
+from arbench.training.trainer import Trainer, flush_denormals, mean_nll, write_metrics
 
 log = logging.getLogger("arbench.train")
 
@@ -134,7 +134,7 @@ def parameter_count(model) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("arbench.train", "Train one model on one dataset file.")
     parser.add_argument("--data", required=True, help="dataset file (.npz)")
-    parser.add_argument("--model", required=True, help="a model of arbench.plan.MODELS")
+    parser.add_argument("--model", required=True, help="a model of arbench.core.plan.MODELS")
     parser.add_argument(
         "--settings",
         type=json_object,

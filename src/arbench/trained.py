@@ -17,9 +17,9 @@ version of the model's code, naming both versions.
 
 From the command line, without training:
 
-    python -m arbench.trained sample MODEL --n 36 --out samples.png      # and samples.npz
-    python -m arbench.trained complete MODEL IMAGE... --out completed.png
-    python -m arbench.trained score MODEL IMAGE_OR_FOLDER... --out scores.csv
+    arbench sample MODEL --n 36 --out samples.png      # and samples.npz
+    arbench complete MODEL IMAGE... --out completed.png
+    arbench score MODEL IMAGE_OR_FOLDER... --out scores.csv
 
 User images are put through the preprocessing of the model's dataset (crop, resize, grey or
 colour, levels, binarization) before they are scored or completed: a colour photo given to a
@@ -42,13 +42,13 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from arbench.checkpoints import CheckpointError, load_model
-from arbench.cli import nonnegative_int, positive_int, run_stage, stage_parser
 from arbench.complete import hidden_region
+from arbench.core.cli import nonnegative_int, positive_int, run_stage, stage_parser
+from arbench.core.files import atomic_write
+from arbench.core.plan import source_entry
 from arbench.data.download import file_digest
-from arbench.files import atomic_write
-from arbench.plan import source_entry
-from arbench.plots import completion_panels, image_panel
+from arbench.report.figures import completion_panels, image_panel
+from arbench.training.checkpoints import CheckpointError, load_model
 
 log = logging.getLogger("arbench.trained")
 

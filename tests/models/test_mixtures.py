@@ -5,10 +5,10 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal, norm
 
+from arbench.core.plan import model_from_checkpoint as from_checkpoint
 from arbench.models.gmm import GMM, DiagonalGMM, log_normal_mass
 from arbench.models.mob import MixtureOfBernoullis
 from arbench.models.pca_gmm import PCAGMM
-from arbench.plan import model_from_checkpoint as from_checkpoint
 
 
 def every_image(dims: int, levels: int) -> np.ndarray:

@@ -14,6 +14,14 @@ def finished(tmp_path_factory):
     return workdir
 
 
+def pytest_collection_modifyitems(items):
+    """The tests that read the shared tiny run go to one worker (`--dist loadgroup`), which
+    makes it once; the others, each running its own workflow, spread over the rest."""
+    for item in items:
+        if "finished" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("tiny run"))
+
+
 def pytest_terminal_summary(terminalreporter):
     """So that a CI log shows which SLURM jobs the cluster test submitted."""
     for report in terminalreporter.stats.get("passed", []):

@@ -16,10 +16,10 @@ import pytest
 import yaml
 from tiny_workflow import REPO
 
-from arbench import plan
 from arbench import train as train_module
+from arbench.core import plan
 from arbench.data.format import save_dataset
-from arbench.trainer import make_optimizer
+from arbench.training.trainer import make_optimizer
 
 pytestmark = pytest.mark.slow
 

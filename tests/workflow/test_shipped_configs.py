@@ -20,8 +20,8 @@ import pytest
 import yaml
 from tiny_workflow import REPO, run_snakemake
 
-from arbench.checkpoints import load_model
 from arbench.data import load_dataset
+from arbench.training.checkpoints import load_model
 
 pytestmark = pytest.mark.slow
 

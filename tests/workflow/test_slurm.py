@@ -19,9 +19,9 @@ import yaml
 from slurm_cluster import PARTITION, SlurmCluster, unavailable_reason
 from tiny_workflow import REPO, TINY, snakemake
 
-from arbench import checkpoints
-from arbench.plan import MODELS
-from arbench.trainer import load_checkpoint
+from arbench.core.plan import MODELS
+from arbench.training import checkpoints
+from arbench.training.trainer import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from tiny_workflow import REPO, TINY, run_snakemake, snakemake, snakemake_command
 
-from arbench import convergence
-from arbench.checkpoints import load_model
+from arbench.core.plan import METRICS
 from arbench.data import load_dataset
-from arbench.plan import METRICS
-from arbench.verdict import RULE
+from arbench.metrics.verdict import RULE
+from arbench.training import convergence
+from arbench.training.checkpoints import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -241,21 +241,25 @@ def jobs_of(rules: tuple[str, ...], models=None, datasets=None) -> set[tuple[str
 
 
 MEASURING = ("quality", "metric_check", "error_check")  # the checks run the same measurements
+RETRAINED = jobs_of(MODEL_RULES) | jobs_of(("error_check",))  # a retrained NADE is drawn from again
 EDITS = {
     "evaluate.py": jobs_of(("evaluate",)),
-    "quality.py": jobs_of(MEASURING),
-    "sample_metrics.py": jobs_of(MEASURING),
-    "known_answers.py": jobs_of(("metric_check",)),
+    "quality.py": jobs_of(("quality",)),
+    "metrics/measurement.py": jobs_of(MEASURING),
+    "metrics/measures.py": jobs_of(MEASURING),
+    "metrics/known_answers.py": jobs_of(("metric_check",)),
     "metric_check.py": jobs_of(("metric_check",)),
     "error_check.py": jobs_of(("error_check",)),
+    "metrics/error_bars.py": jobs_of(("error_check",)),
     "features.py": jobs_of(("features", *MEASURING)),
+    "metrics/spaces.py": jobs_of(("features", *MEASURING)),
     "complete.py": jobs_of(("complete",)),
     "sample.py": jobs_of(("sample", "quality")),  # new samples are measured again
-    "report.py": set(),
-    "plots.py": set(),
-    # a retrained NADE is drawn from again by the error-bar checks
-    "train.py": jobs_of(MODEL_RULES) | jobs_of(("error_check",)),
-    "trainer.py": jobs_of(MODEL_RULES) | jobs_of(("error_check",)),
+    "report/__init__.py": set(),
+    "report/figures.py": set(),
+    "metrics/verdict.py": set(),
+    "train.py": RETRAINED,
+    "training/trainer.py": RETRAINED,
     "models/made.py": jobs_of(MODEL_RULES, models={"made"}),
     "models/pixelcnn.py": jobs_of(MODEL_RULES, models={"pixelcnn"}),
     "models/nade_kernel.c": jobs_of(MODEL_RULES, models={"nade"}) | jobs_of(("error_check",)),

@@ -1,5 +1,5 @@
 """What the rules share: the run's datasets and models, their settings, and the code each job
-runs, all from `arbench.plan`, the module the stages use too."""
+runs, all from `arbench.core.plan`, the module the stages use too."""
 
 import json
 import os
@@ -10,8 +10,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
-from arbench import contracts, plan
-from arbench.code_inputs import code_digest
+from arbench import damaged
+from arbench.core import contracts, plan
+from arbench.core.code_inputs import code_digest
 
 # Jobs run with Snakemake's own interpreter, unless they run in the rule's conda environment. Its
 # path reaches the jobs through the environment, not the command: Snakemake reruns a job whose
@@ -38,7 +39,7 @@ except plan.SettingsError as error:
 
 # Every result of the run already there, checked by its contract before anything is planned: a
 # damaged one is set aside when the run starts (the Snakefile's onstart), and made again next.
-DAMAGED = contracts.scan(plan.result_kinds(DATASETS), Path(".snakemake/arbench/checked.json"))
+DAMAGED = damaged.scan(plan.result_kinds(DATASETS), Path(".snakemake/arbench/checked.json"))
 for damaged_file, damage in DAMAGED.items():
     logger.warning(f"{damaged_file} is damaged: {damage.problem}")
 

@@ -24,11 +24,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from arbench.core.files import move_folder_into_place
+from arbench.core.plan import source_spec
 from arbench.data.download import VerificationError, fetch, file_digest, verify_file
 from arbench.data.pixels import centre_crop_resize, quantize, to_chw, to_rgb
 from arbench.data.splits import split_items
-from arbench.files import move_folder_into_place
-from arbench.plan import source_spec
 
 log = logging.getLogger(__name__)
 

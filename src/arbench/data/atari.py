@@ -29,10 +29,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from arbench.core.plan import source_spec
 from arbench.data.format import SPLITS
 from arbench.data.pixels import quantize, to_chw, to_rgb
 from arbench.data.splits import split_groups
-from arbench.plan import source_spec
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from arbench.files import remove_stale_parts, temporary_path
-from arbench.plan import DOWNLOAD_DEFAULTS, download_settings
+from arbench.core.files import remove_stale_parts, temporary_path
+from arbench.core.plan import DOWNLOAD_DEFAULTS, download_settings
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-# The policy of this process: arbench.plan.DOWNLOAD_DEFAULTS until `configure` is called.
+# The policy of this process: arbench.core.plan.DOWNLOAD_DEFAULTS until `configure` is called.
 POLICY = dict(DOWNLOAD_DEFAULTS)
 HTML_PREFIXES = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 

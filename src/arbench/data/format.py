@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arbench.contracts import READ_ERRORS, DamagedFile, first_line, remake
-from arbench.files import atomic_write
+from arbench.core.contracts import READ_ERRORS, DamagedFile, first_line, remake
+from arbench.core.files import atomic_write
 
 SPLITS = ("train", "valid", "test")
 LABELS = {name: f"{name}_labels" for name in SPLITS}

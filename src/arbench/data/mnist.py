@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from arbench.core.plan import source_spec
 from arbench.data.download import VerificationError, fetch, file_digest
 from arbench.data.format import content_sha256
 from arbench.data.pixels import centre_crop_resize, reduce_levels, to_chw, to_rgb
 from arbench.data.splits import split_items
-from arbench.plan import source_spec
 
 # sha256 of each split decoded as uint8 (N, 784): independent of whitespace in the served file.
 BINARIZED_CONTENT_SHA256 = {

@@ -55,7 +55,8 @@ def check_components(model: str, components, images: int) -> None:
 
 def checkpoint(model, state: dict) -> dict:
     """What every model saves: enough to rebuild it (name, shape, levels, config), its state, and
-    the version of its code that wrote it (`arbench.checkpoints.load_model` refuses another)."""
+    the version of its code that wrote it (`arbench.training.checkpoints.load_model` refuses
+    another)."""
     return {
         "model": model.name,
         "version": model.version,

@@ -30,14 +30,14 @@ import torch
 from scipy.special import log_ndtr, logsumexp
 from sklearn.mixture import GaussianMixture
 
-from arbench.convergence import em_record
+from arbench.core.plan import architecture_settings
 from arbench.models.base import check_components, checkpoint
 from arbench.models.conditional import (
     PixelGaussianMixture,
     choose_components,
     discrete_conditional,
 )
-from arbench.plan import architecture_settings
+from arbench.training.convergence import em_record
 
 log = logging.getLogger(__name__)
 

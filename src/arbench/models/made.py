@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from arbench.core.plan import architecture_settings
 from arbench.models.base import NeuralDensityModel, make_order
 from arbench.models.distributions import make_output
-from arbench.plan import architecture_settings
 
 EVAL_BATCH = 1024
 

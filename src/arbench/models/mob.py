@@ -12,10 +12,10 @@ import math
 import numpy as np
 import torch
 
-from arbench.convergence import em_record
+from arbench.core.plan import SettingsError, architecture_settings, binary_images
 from arbench.models.base import as_long_tensor, check_components, checkpoint
 from arbench.models.conditional import choose_components, discrete_conditional
-from arbench.plan import SettingsError, architecture_settings, binary_images
+from arbench.training.convergence import em_record
 
 log = logging.getLogger(__name__)
 

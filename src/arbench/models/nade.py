@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from arbench.core.plan import architecture_settings
 from arbench.models import nade_kernel
 from arbench.models.base import NeuralDensityModel, make_order
 from arbench.models.distributions import make_output
-from arbench.plan import architecture_settings
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": F.relu}
 # Elements of the (B, D, H) activation tensor handled per chunk when evaluating.

@@ -24,10 +24,10 @@ import math
 import numpy as np
 import torch
 
+from arbench.core.plan import architecture_settings
 from arbench.models.base import checkpoint
 from arbench.models.conditional import PixelGaussianMixture
 from arbench.models.gmm import FIT_STREAM, GMM, mixture_state, restore_mixture
-from arbench.plan import architecture_settings
 
 log = logging.getLogger(__name__)
 

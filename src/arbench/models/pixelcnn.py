@@ -37,9 +37,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from arbench.core.plan import SettingsError, architecture_settings, odd_kernels
 from arbench.models.base import NeuralDensityModel, natural_order
 from arbench.models.distributions import make_output
-from arbench.plan import SettingsError, architecture_settings, odd_kernels
 
 EVAL_BATCH = 500
 

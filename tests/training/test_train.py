@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from arbench import checkpoints, convergence
-from arbench.checkpoints import load_model
-from arbench.cli import Terminated
+from arbench.core.cli import Terminated
 from arbench.data.format import save_dataset
 from arbench.models.made import MADE
 from arbench.models.nade import NADE
 from arbench.models.pixelcnn import PixelCNN
 from arbench.train import train
-from arbench.trainer import (
+from arbench.training import checkpoints, convergence
+from arbench.training.checkpoints import load_model
+from arbench.training.trainer import (
     TrainingDiverged,
     denormal_count,
     ended_by,
@@ -155,7 +155,7 @@ def test_a_signal_while_an_epochs_curve_is_written_still_leaves_a_checkpoint(
     tiny_data, tmp_path, monkeypatch
 ):
     """The signal comes after the epoch's checkpoint decision: it is seen at the next step."""
-    from arbench import trainer as train_module
+    from arbench.training import trainer as train_module
 
     config = {**CONFIGS["made"], "checkpoint_minutes": 60.0}
     original = train_module.write_metrics
@@ -175,7 +175,7 @@ def test_a_signal_while_an_epochs_curve_is_written_still_leaves_a_checkpoint(
 def test_checkpoints_are_written_on_their_interval_not_every_epoch(
     tiny_data, tmp_path, monkeypatch
 ):
-    from arbench import checkpoints
+    from arbench.training import checkpoints
 
     saved = []
     original = checkpoints.save

@@ -1,4 +1,6 @@
-"""Figures: sample grids beside real test images, and training curves."""
+"""The report's figures: sample grids beside real test images, each sample beside its nearest
+training image, completions and training curves, each saved as PNG and PDF where the report's
+layout (`arbench.core.plan.LAYOUT`) puts it."""
 
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from arbench.contracts import CURVE  # noqa: E402
-from arbench.files import atomic_write  # noqa: E402
+from arbench.core import plan  # noqa: E402
+from arbench.core.contracts import CURVE  # noqa: E402
+from arbench.core.files import atomic_write  # noqa: E402
+from arbench.data.splits import shown_test_images  # noqa: E402
+from arbench.metrics.measures import flat, nearest  # noqa: E402
 
 
 def image_grid(images: np.ndarray, levels: int, columns: int) -> np.ndarray:
@@ -152,3 +157,25 @@ def completion_panels(
         axis.axis("off")
     figure.suptitle(title, fontsize=12)
     return save(figure, out)
+
+
+NEIGHBOUR_PANEL_SAMPLES = 8
+
+GRID_IMAGES = 36
+
+
+def neighbour_pairs(data, samples: dict[str, np.ndarray], quality: dict[str, dict]) -> dict:
+    """Real test images, then the first samples of each model, each above its nearest training
+    image (the samples' as the quality stage found them): what a copy would look like."""
+    real = data.test[shown_test_images(data, NEIGHBOUR_PANEL_SAMPLES)]
+    _, index = nearest(flat(real, data.levels), flat(data.train, data.levels))
+    pairs = {"real (test)": (real, data.train[index])}
+    for model, images in samples.items():
+        index = quality[model]["model"]["nearest_train_index"][:NEIGHBOUR_PANEL_SAMPLES]
+        pairs[model] = (images[: len(index)], data.train[index])
+    return pairs
+
+
+def figure_path(dataset: str, kind: str) -> Path:
+    """Where a figure goes, without its suffix: it is saved as PNG and PDF."""
+    return Path(plan.path("figure", dataset=dataset, figure=kind)).with_suffix("")

@@ -6,14 +6,15 @@ import json
 import numpy as np
 import pytest
 
-from arbench import checkpoints
+from arbench.core.plan import METRICS
 from arbench.data import load_dataset
 from arbench.data.format import save_dataset
-from arbench.error_check import TOLERANCE, check, judge, pooled_ratio, real_draws
-from arbench.features import FeatureSpaces, train_features
-from arbench.plan import METRICS
-from arbench.quality import Reference, measure
+from arbench.error_check import check, real_draws
+from arbench.metrics.error_bars import TOLERANCE, judge, pooled_ratio
+from arbench.metrics.measurement import Reference, measure
+from arbench.metrics.spaces import FeatureSpaces, train_features
 from arbench.train import train
+from arbench.training import checkpoints
 
 
 def draws_of(values, se):

@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from arbench import complete, evaluate, features, metric_check, quality, sample
-from arbench.checkpoints import IncompatibleModel, load_model
-from arbench.contracts import (
+from arbench.core.contracts import (
     COMPLETION,
     COMPLETIONS,
     CURVE,
@@ -26,12 +25,13 @@ from arbench.contracts import (
     QUALITY,
     SAMPLES,
     DamagedFile,
-    scan,
 )
+from arbench.damaged import scan
 from arbench.data.format import load_dataset, save_dataset
-from arbench.features import FeatureSpaces
+from arbench.metrics.spaces import FeatureSpaces
 from arbench.train import train
-from arbench.trainer import load_checkpoint
+from arbench.training.checkpoints import IncompatibleModel, load_model
+from arbench.training.trainer import load_checkpoint
 
 SHAPE = (1, 6, 6)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from arbench import convergence
+from arbench.training import convergence
 
 
 def test_the_rate_is_the_fall_of_the_best_valid_nll_over_the_last_epochs():

@@ -32,11 +32,11 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from arbench import checkpoints, convergence
-from arbench.checkpoints import resolve_device
-from arbench.cli import Terminated
-from arbench.files import atomic_write
-from arbench.plan import SettingsError, validations_span_patience
+from arbench.core.cli import Terminated
+from arbench.core.files import atomic_write
+from arbench.core.plan import SettingsError, validations_span_patience
+from arbench.training import checkpoints, convergence
+from arbench.training.checkpoints import resolve_device
 
 log = logging.getLogger("arbench.train")
 

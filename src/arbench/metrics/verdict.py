@@ -11,7 +11,7 @@ family is represented by one model, chosen on one draw of samples (`selection`):
 the most voting metrics there; the two representatives are then compared, metric by metric, on
 another, independent draw (`model`), so that a family with more members gains nothing from the
 noise of the draw it is judged on. Every value is read against the real set's own
-(`arbench.sample_metrics.no_better_than_real`). A model trained several times (`replicates`) is
+(`arbench.metrics.measures.no_better_than_real`). A model trained several times (`replicates`) is
 measured by the mean of its runs, whose standard error is the larger of the spread across runs and
 the runs' own. The rule is `RULE`; it asks of the mixture exactly what it asks of the
 autoregressive side.
@@ -20,7 +20,7 @@ autoregressive side.
 each drawing anew what it rests on: which of the two draws chooses and which judges, one training
 run (seed) of every model, and the images of every set, the real set included (each set's values
 moved by the scaled deviation of one of its random subsets from their mean, which varies as a
-fresh set does (`arbench.sample_metrics.SUBSETS`) and keeps the metrics' correlations; the
+fresh set does (`arbench.metrics.measures.SUBSETS`) and keeps the metrics' correlations; the
 classifier, measured once, by a normal deviate of its standard error). The headline verdict is
 the outcome of at least `SHARE` of the resamples, or *unstable*. `pair_matrix` gives the same for
 every autoregressive training run against every mixture run, without choosing representatives.
@@ -33,10 +33,16 @@ from collections import Counter
 
 import numpy as np
 
-from arbench import convergence
-from arbench.known_answers import REAL, RESOLVES, RESOLVING_METRICS, RESOLVING_SES, trails_by
-from arbench.plan import DIVERSITY, FIDELITY, METRICS, PARTS, model_entry, replicate_of
-from arbench.sample_metrics import SUBSET_SCALE, better_by, no_better_than_real
+from arbench.core.plan import DIVERSITY, FIDELITY, METRICS, PARTS, model_entry, replicate_of
+from arbench.metrics.known_answers import (
+    REAL,
+    RESOLVES,
+    RESOLVING_METRICS,
+    RESOLVING_SES,
+    trails_by,
+)
+from arbench.metrics.measures import SUBSET_SCALE, better_by, no_better_than_real
+from arbench.training import convergence
 
 MARGIN = 2.0  # standard errors a difference must exceed to favour a side
 AGREEING = 2  # metrics that must pass their checks for a verdict
@@ -232,7 +238,7 @@ def describe_part(part: str, found: dict) -> str:
 
 def still_improving(training: dict[str, dict | None]) -> dict[str, dict | None]:
     """The training runs (of `training`: run -> how it ended) whose NLL was still falling faster
-    than `arbench.convergence.TOLERANCE` when they ended, whatever ended them."""
+    than `arbench.training.convergence.TOLERANCE` when they ended, whatever ended them."""
     return {run: record for run, record in training.items() if convergence.unfinished(record)}
 
 
@@ -325,7 +331,7 @@ def verdict(
 def redrawn(found: dict, rng: np.random.Generator) -> dict:
     """One set's measurements as a fresh draw of its images might give them: each moved by the
     deviation of one random subset's estimate (the same subset for every metric) from the
-    subsets' mean, scaled as the standard error is (`arbench.sample_metrics.SUBSET_SCALE`); a
+    subsets' mean, scaled as the standard error is (`arbench.metrics.measures.SUBSET_SCALE`); a
     measurement without subsets by a normal deviate of its standard error."""
     count = min(len(found[m]["subsets"]) for m in METRICS if "subsets" in found[m])
     subset = int(rng.integers(count))

@@ -352,12 +352,12 @@ SOURCES = {
 }
 
 
-# The sample-quality metrics that may vote (`arbench.sample_metrics` defines each one's math), in
+# The sample-quality metrics that may vote (`arbench.metrics.measures` defines each one's math), in
 # the feature spaces of `arbench.features` and the principal components of the pixels: which way
 # is better, and the parts of the hypothesis each may vote in: **fidelity** (samples lie where
 # real images do) and **diversity** (they reach everywhere real images do). The classifier
 # two-sample test sees both at once; it votes in each part whose known-answer checks it passes
-# (`arbench.known_answers`).
+# (`arbench.metrics.known_answers`).
 SPACES = ("learned", "contrastive", "random", "pca")
 FIDELITY, DIVERSITY = "fidelity", "diversity"
 PARTS = (FIDELITY, DIVERSITY)

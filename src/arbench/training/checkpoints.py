@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from arbench.contracts import DamagedFile, first_line, remake
-from arbench.files import atomic_write
-from arbench.plan import SettingsError, model_entry
+from arbench.core.contracts import DamagedFile, first_line, remake
+from arbench.core.files import atomic_write
+from arbench.core.plan import SettingsError, model_entry
 
 
 class CheckpointError(DamagedFile):

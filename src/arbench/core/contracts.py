@@ -12,7 +12,7 @@ file already checked at its size and time is not read again), so that a damaged 
 again with what depends on it instead of failing every job downstream.
 
 The dataset file and its sidecar have their contract in `arbench.data.format`, model files and
-checkpoints in `arbench.checkpoints`; this module checks them through those.
+checkpoints in `arbench.training.checkpoints`; this module checks them through those.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arbench.files import atomic_write
-from arbench.plan import METRICS
+from arbench.core.files import atomic_write
+from arbench.core.plan import METRICS
 
 
 class DamagedFile(ValueError):
@@ -376,60 +376,3 @@ FEATURES_SUMMARY = Json(
     "features summary", "features", ("settings", "valid_reconstruction_mse", "contrastive")
 )
 CURVE = Table("training curve", "train", ("epoch", "train_nll", "valid_nll"))
-
-# What checks each kind of result file of `arbench.plan.LAYOUT` without torch (a model, a
-# checkpoint and a feature file are torch files: their archive is checked; the stages that load
-# them check the rest)
-SCANS = {
-    "samples": SAMPLES.read,
-    "nll": NLLS.read,
-    "metrics": LIKELIHOOD.read,
-    "completion": COMPLETION.read,
-    "completion_images": COMPLETIONS.read,
-    "quality": QUALITY.read,
-    "metric_check": METRIC_CHECK.read,
-    "error_check": ERROR_CHECK.read,
-    "features_summary": FEATURES_SUMMARY.read,
-    "curve": CURVE.read,
-    "model": lambda p: intact_zip(p, "train", "model file"),
-    "features": lambda p: intact_zip(p, "features", "features file"),
-}
-DAMAGED_SUFFIX = ".damaged"
-
-
-def scan(files: dict[str, str], record: Path) -> dict[str, DamagedFile]:
-    """Check every existing file of `files` (path -> kind of `arbench.plan.LAYOUT`) by its
-    contract; returns the damaged ones. A file found good is recorded in `record` with its size
-    and modification time, and not read again while both stay the same."""
-    from arbench.data.format import load_dataset
-
-    checks = {**SCANS, "data": lambda p: load_dataset(p, verify=True), "sidecar": None}
-    try:
-        seen = json.loads(record.read_text())
-    except (OSError, ValueError):
-        seen = {}
-    found = {}
-    for file, kind in files.items():
-        stat = Path(file).stat() if Path(file).exists() else None
-        if stat is None or checks.get(kind) is None:
-            continue
-        stamp = [stat.st_size, stat.st_mtime_ns]
-        if seen.get(file) == stamp:
-            continue
-        try:
-            checks[kind](file)
-        except DamagedFile as error:
-            found[file] = error
-            seen.pop(file, None)
-        else:
-            seen[file] = stamp
-    text = json.dumps(seen, sort_keys=True)
-    atomic_write(record, lambda handle: handle.write(text.encode()))
-    return found
-
-
-def set_aside(file: str) -> Path:
-    """Move a damaged file out of the way (kept for a look), so that it is made again."""
-    aside = Path(file).with_name(Path(file).name + DAMAGED_SUFFIX)
-    Path(file).replace(aside)
-    return aside

@@ -7,11 +7,10 @@ is reported beside it."""
 import numpy as np
 import pytest
 
-from arbench import convergence
-from arbench.known_answers import GAUSSIAN, REAL, RESOLVES, RESOLVING_SES
-from arbench.plan import METRICS
-from arbench.sample_metrics import no_better_than_real
-from arbench.verdict import (
+from arbench.core.plan import METRICS
+from arbench.metrics.known_answers import GAUSSIAN, REAL, RESOLVES, RESOLVING_SES
+from arbench.metrics.measures import no_better_than_real
+from arbench.metrics.verdict import (
     UNSTABLE,
     by_model,
     evidence,
@@ -22,6 +21,7 @@ from arbench.verdict import (
     verdict,
     voting_parts,
 )
+from arbench.training import convergence
 
 FAR = 1e9  # a real-set value no neutral measurement reaches
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 log = logging.getLogger("arbench")
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the arbench package
 
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
@@ -31,9 +31,20 @@ def _terminate(signum, frame):
     raise Terminated(128 + signum)
 
 
+# How a module's command was typed when the `arbench` command runs it (`arbench.commands`);
+# otherwise it runs as `python -m MODULE`
+TYPED: dict[str, str] = {}
+
+
+def typed_as(command: str, module: str) -> None:
+    TYPED[module] = command
+
+
 def stage_parser(module: str, description: str) -> argparse.ArgumentParser:
     """A stage's argument parser, whose help and errors name the command as it is typed."""
-    return argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    return argparse.ArgumentParser(
+        prog=TYPED.get(module, f"python -m {module}"), description=description
+    )
 
 
 def positive_int(text: str) -> int:

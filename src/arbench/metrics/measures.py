@@ -12,11 +12,8 @@
   binomial standard error.
 - **Diversity** (mean distance between two images of a set), and the **nearest** training image
   of each image (novelty, copies).
-- The **PCA** feature space: the top principal components of the training pixels, kept to show
-  what linear features miss (a Gaussian model matches their mean and covariance by
-  construction).
 
-`arbench.plan.METRICS` names those that vote, which way is better, and which part of the
+`arbench.core.plan.METRICS` names those that vote, which way is better, and which part of the
 hypothesis each measures. `better_by` is the one
 signed gap between two measurements that the metric check and the verdict both use;
 `no_better_than_real` reads a measurement against the real set's own value: real images are the
@@ -27,18 +24,13 @@ samples on a few places, which is no gain.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arbench.features import scaled
-from arbench.plan import METRICS
-
-COMPONENTS = 32
-
-FIT_IMAGES = 10_000
+from arbench.core.plan import METRICS
+from arbench.metrics.spaces import scaled
 
 K = 5
 
@@ -61,26 +53,6 @@ class TooFewImages(ValueError):
 def flat(images: np.ndarray, levels: int) -> np.ndarray:
     """(N, C, H, W) levels -> (N, D) float64 in [0, 1]."""
     return images.reshape(len(images), -1).astype(np.float64) / (levels - 1)
-
-
-@dataclass
-class FeatureSpace:
-    """Projection onto the top principal components of a reference set of images."""
-
-    mean: np.ndarray
-    components: np.ndarray  # (k, D)
-
-    @classmethod
-    def fit(cls, pixels: np.ndarray, components: int = COMPONENTS, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        if len(pixels) > FIT_IMAGES:
-            pixels = pixels[rng.choice(len(pixels), FIT_IMAGES, replace=False)]
-        mean = pixels.mean(0)
-        _, _, rows = np.linalg.svd(pixels - mean, full_matrices=False)
-        return cls(mean, rows[: min(components, len(rows))])
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return (pixels - self.mean) @ self.components.T
 
 
 def psd_eigenvalues_root(values: np.ndarray) -> np.ndarray:

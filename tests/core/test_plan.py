@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from arbench import plan
-from arbench.code_inputs import PACKAGE_DIR, code_files
-from arbench.configuration import coerce, load_schema
+from arbench.core import plan
+from arbench.core.code_inputs import PACKAGE_DIR, code_files
+from arbench.core.configuration import coerce, load_schema
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 # Job-level settings the workflow fills in from the top of the config, not from `models`.
 JOB_KEYS = {"seed", "device", "threads"}
@@ -131,12 +131,24 @@ def test_command_line_strings_are_typed_by_the_schema():
 
 def test_code_files_follow_imports_and_include_the_kernel_source():
     files = {Path(f).relative_to(PACKAGE_DIR).as_posix() for f in code_files("arbench.train")}
-    assert {"__init__.py", "train.py", "plan.py", "checkpoints.py", "data/format.py"} <= files
+    assert {
+        "__init__.py",
+        "train.py",
+        "core/plan.py",
+        "training/checkpoints.py",
+        "training/__init__.py",
+        "data/format.py",
+    } <= files
     # models are imported by name at run time: a job names its model's module itself
     assert not any(f.startswith("models/") and f != "models/__init__.py" for f in files)
     nade = {Path(f).relative_to(PACKAGE_DIR).as_posix() for f in code_files("arbench.models.nade")}
     assert {"models/nade_kernel.py", "models/nade_kernel.c", "models/__init__.py"} <= nade
     assert "models/made.py" not in nade
+
+
+def test_a_stage_run_as_a_package_includes_its_main():
+    files = {Path(f).relative_to(PACKAGE_DIR).as_posix() for f in code_files("arbench.report")}
+    assert {"report/__init__.py", "report/__main__.py", "report/tables.py"} <= files
 
 
 def test_a_module_that_is_not_ours_is_refused():

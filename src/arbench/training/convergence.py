@@ -8,15 +8,15 @@ epoch (per EM iteration): for a network, the fall of its best valid NLL so far o
 `WINDOW` epochs, divided by the epochs; for EM, the gain of the training log-likelihood in its
 last iteration.
 
-A run is *unfinished* when that rate still exceeded `TOLERANCE` of its best valid NLL per epoch
-when it ended, whatever ended it: a cap, or early stopping after a learning rate had decayed to
-almost nothing while the curve still fell. Such a model is not judged (`arbench.verdict`). The
+A run is *unfinished* when that rate still exceeded `TOLERANCE` of its best valid NLL per epoch when
+it ended, whatever ended it: a cap, or early stopping after a learning rate had decayed to almost
+nothing while the curve still fell. Such a model is not judged (`arbench.metrics.verdict`). The
 tolerance is relative because what an improvement is worth depends on the data: a nat is a lot on
 binarized Atari frames (about 30 nats an image) and nothing on 8-bit faces (thousands). Early
 stopping counts an epoch as an improvement only when it lowers the best valid NLL by more than the
 same tolerance, so that a creep below it (a decayed learning rate, a moving average) ends training
-instead of holding it at its cap; and it ends a run only once the rate over the last `WINDOW`
-epochs is within the tolerance too, so that a run it ends has finished by the same measure.
+instead of holding it at its cap; and it ends a run only once the rate over the last `WINDOW` epochs
+is within the tolerance too, so that a run it ends has finished by the same measure.
 """
 
 from __future__ import annotations

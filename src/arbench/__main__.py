@@ -1,0 +1,7 @@
+"""`python -m arbench`: the `arbench` command (`arbench.commands`)."""
+
+import sys
+
+from arbench.commands import main
+
+sys.exit(main())
