@@ -1,11 +1,11 @@
 """What checkpointing every epoch costs, against checkpointing on a time interval, at a shape
 where the checkpoint dominates: MADE with two wide hidden layers on small images, few training
 images, so that an epoch is short and the checkpoint (model, Adam's two moments, the best
-parameters) is large. The same training (`arbench.train.fit`, same seed) with
-`checkpoint_minutes: 0` (a checkpoint at every epoch's end) and with the default interval, each in
-a fresh process, alternated; the final parameters of the two must be equal bit for bit (when to
-checkpoint never changes what is trained). Also measures the bytes and seconds of one checkpoint
-write (`arbench.checkpoints.save`: write, fsync, rename) on this disk, which the projection for
+parameters) is large. The same training (`arbench.train.fit`, same seed) with `checkpoint_minutes:
+0` (a checkpoint at every epoch's end) and with the default interval, each in a fresh process,
+alternated; the final parameters of the two must be equal bit for bit (when to checkpoint never
+changes what is trained). Also measures the bytes and seconds of one checkpoint write
+(`arbench.training.checkpoints.save`: write, fsync, rename) on this disk, which the projection for
 `config/full.yaml` uses.
 
     python bench/checkpoint_cadence.py --out bench/results/checkpoint_cadence.json
@@ -40,7 +40,7 @@ RUN = """
 import json, sys, time, torch
 from arbench.data import load_dataset
 from arbench.train import fit
-from arbench.trainer import flush_denormals
+from arbench.training.trainer import flush_denormals
 flush_denormals()
 data, settings, out = load_dataset(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 started = time.perf_counter()
@@ -72,9 +72,9 @@ def one_write(folder: Path, data: Path) -> dict:
     """Bytes and seconds of one checkpoint of this model, written as training writes it."""
     import torch
 
-    from arbench import checkpoints
+    from arbench.core.plan import build_model, split_settings
     from arbench.data import load_dataset
-    from arbench.plan import build_model, split_settings
+    from arbench.training import checkpoints
 
     architecture, _ = split_settings("made", SETTINGS)
     loaded = load_dataset(data)
@@ -102,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from arbench.trainer import load_checkpoint
+    from arbench.training.trainer import load_checkpoint
 
     with tempfile.TemporaryDirectory(dir=".") as tmp:
         folder = Path(tmp)

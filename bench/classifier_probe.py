@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench import sample_metrics
-from arbench.contracts import SAMPLES
+from arbench.core.contracts import SAMPLES
 from arbench.data.format import load_dataset
-from arbench.known_answers import blurred, gaussian_images
-from arbench.quality import TEST_IMAGES, set_size
+from arbench.metrics import sample_metrics
+from arbench.metrics.known_answers import blurred, gaussian_images
+from arbench.metrics.measurement import TEST_IMAGES, set_size
 
 
 class WideDiscriminator(torch.nn.Module):

@@ -21,10 +21,10 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from quality import binarized_mnist
+from valid_likelihood import binarized_mnist
 
 from arbench.models.made import MADE
-from arbench.trainer import denormal_count, flush_denormals
+from arbench.training.trainer import denormal_count, flush_denormals
 
 
 def measure(data_dir: Path, blocks: int, steps: int) -> list[dict]:

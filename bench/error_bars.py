@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arbench.sample_metrics import (
+from arbench.metrics.measures import (
     SUBSET_SCALE,
     SUBSET_SHARE,
     frechet_distance,

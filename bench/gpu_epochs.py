@@ -5,16 +5,15 @@ the full reproduction's projection rests on measured epochs rather than on scali
     python bench/gpu_epochs.py --out OUT --device cpu --shrink     # the CI smoke run
 
 For every dataset of the config, images of the shape, levels and split sizes that `prepare` makes
-for it (MNIST 50,000 / 10,000 binary 28x28; Atari 64x64 at 8 levels, 80% of its frames for
-training; anime 32x32x3 at 256 levels, 80% of 33,431 faces) are drawn at random: an epoch's work
-depends on the shapes, not on the pixels' values. Each NADE and MADE job trains `--epochs` epochs
-in this process (`arbench.train.fit`, the settings `arbench.plan` gives the job, a checkpoint at
-every epoch's end so that one is measured) and records, from its last epoch (the first warms
-up): seconds of training, of validation and of one checkpoint write, the checkpoint's size, and
-the peak GPU memory. With `--epochs-to-stop`, the epochs early stopping is assumed to take
-(BENCHMARKS.md), it projects each job's training time (times its replicates) and the whole
-config's on this device, one job after another, checkpointing every `checkpoint_minutes` as
-configured.
+for it (MNIST 50,000 / 10,000 binary 28x28; Atari 64x64 at 8 levels, 80% of its frames for training;
+anime 32x32x3 at 256 levels, 80% of 33,431 faces) are drawn at random: an epoch's work depends on
+the shapes, not on the pixels' values. Each NADE and MADE job trains `--epochs` epochs in this
+process (`arbench.train.fit`, the settings `arbench.core.plan` gives the job, a checkpoint at every
+epoch's end so that one is measured) and records, from its last epoch (the first warms up): seconds
+of training, of validation and of one checkpoint write, the checkpoint's size, and the peak GPU
+memory. With `--epochs-to-stop`, the epochs early stopping is assumed to take (BENCHMARKS.md), it
+projects each job's training time (times its replicates) and the whole config's on this device, one
+job after another, checkpointing every `checkpoint_minutes` as configured.
 
 Writes `gpu_epochs.json` to OUT after every job, so that a run cut short keeps what it measured.
 """
@@ -35,9 +34,10 @@ import numpy as np
 import torch
 import yaml
 
-from arbench import checkpoints, plan, trainer
 from arbench import train as training_stage
+from arbench.core import plan
 from arbench.data.format import load_dataset, save_dataset
+from arbench.training import checkpoints, trainer
 
 # What `prepare` makes of each source at the full config's sizes: (channels, default levels,
 # train and valid images); Atari's counts follow its `frames`

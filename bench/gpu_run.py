@@ -11,7 +11,7 @@ valid split stands in for it, and the record says so. In order:
 2. paper-sized MADE training steps (784-8000-8000-784, 32 masks) at batches 100 and 1,000, in
    float32 and TF32: achieved TFLOP/s of its matmuls beside the dense rate of the same shapes;
 3. every model of the config's `mnist` entry through the stage commands the workflow runs
-   (`python -m arbench.train`, `.sample`, `.evaluate`, with the settings `arbench.plan` gives
+   (`python -m arbench.train`, `.sample`, `.evaluate`, with the settings `arbench.core.plan` gives
    them), each training job capped at its share of the time left (`max_minutes`). Mixture models
    run on the CPU beside the GPU jobs, as Snakemake runs them with `--resources gpu=1`.
 
@@ -38,12 +38,13 @@ from pathlib import Path
 
 import torch
 import yaml
+from timing import median_seconds
 
-from arbench import plan
-from arbench.checkpoints import load as load_file
+from arbench.core import plan
 from arbench.data.format import save_dataset
 from arbench.data.mnist import check_binarized_split
 from arbench.models.made import MADE
+from arbench.training.checkpoints import load as load_file
 
 SPLITS = ("train", "valid", "test")
 MADE_WIDTHS = [784, 8000, 8000, 784]
@@ -86,26 +87,6 @@ def mnist(folder: Path, out: Path, limit: int | None = None) -> tuple[Path, str]
     return out, measured_on
 
 
-def median_seconds(work, repeats: int, device) -> float:
-    """Median seconds of `work()` over `repeats` runs (CUDA events on a GPU)."""
-    for _ in range(2):
-        work()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            work()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / 1000)
-        else:
-            started = time.perf_counter()
-            work()
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def mlp_flops(batch: int, widths: list[int], direct: bool = True) -> float:
     """Forward + backward (3x) multiply-add FLOPs of the matmuls of a step."""
     pairs = list(zip(widths[:-1], widths[1:], strict=True))
@@ -142,12 +123,14 @@ def dense_rates(device, widths: list[int]) -> dict:
     for batch in (100, 1000):
         x = torch.rand(batch, widths[0], device=device)
         for name in precisions(device):
-            seconds = median_seconds(partial(dense_step, layers, direct, x, name), 20, device)
+            seconds = median_seconds(
+                partial(dense_step, layers, direct, x, name), 20, device=device
+            )
             rates[f"{name}_batch{batch}"] = mlp_flops(batch, widths) / seconds / 1e12
     if device.type == "cuda":
         a = torch.rand(8192, 8192, device=device)
         for name in ("tf32", "bf16"):
-            seconds = median_seconds(partial(square_product, a, name), 10, device)
+            seconds = median_seconds(partial(square_product, a, name), 10, device=device)
             rates[f"{name}_square8192"] = 2 * 8192**3 / seconds / 1e12
     torch.backends.cuda.matmul.allow_tf32 = False
     return rates
@@ -176,7 +159,7 @@ def made_steps(device, dense: dict, widths: list[int], masks: int) -> dict:
                 loss.backward()
                 optimizer.step()
 
-            seconds = median_seconds(step, 32, device)
+            seconds = median_seconds(step, 32, device=device)
             achieved = mlp_flops(batch, widths) / seconds / 1e12
             results[f"{name}_batch{batch}"] = {
                 "step_ms": seconds * 1000,

@@ -4,13 +4,12 @@
 
 DIR is a git snapshot of github.com/karpathy/pytorch-made (the search tool's `fetch` brings one);
 its `made.py` is read from the snapshot at run time and imported, never copied into this project.
-Both models are 784-500-784 with one mask, natural ordering and no direct connections, each with
-the optimizer its code trains with (ours: `arbench.trainer.make_optimizer`, fused Adam; theirs:
+Both models are 784-500-784 with one mask, natural ordering and no direct connections, each with the
+optimizer its code trains with (ours: `arbench.training.trainer.make_optimizer`, fused Adam; theirs:
 `torch.optim.Adam(lr=1e-3, weight_decay=1e-4)` as its `run.py`), the same learning rate and weight
-decay, on real binarized MNIST training images when `../shared` is there. Blocks of steps of the
-two alternate, so both see the same machine; the ratio is the median over pairs of blocks, and
-beside it the ratio of each side's fastest block (on a noisy shared machine, the one least
-disturbed).
+decay, on real binarized MNIST training images when `../shared` is there. Blocks of steps of the two
+alternate, so both see the same machine; the ratio is the median over pairs of blocks, and beside it
+the ratio of each side's fastest block (on a noisy shared machine, the one least disturbed).
 """
 
 from __future__ import annotations
@@ -19,11 +18,9 @@ import argparse
 import importlib.util
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -32,10 +29,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import binarized_mnist, made_flops_per_image  # noqa: E402
+from timing import paired_blocks, rates_summary  # noqa: E402
 
+from arbench.core.plan import split_settings  # noqa: E402
 from arbench.models.made import MADE  # noqa: E402
-from arbench.plan import split_settings  # noqa: E402
-from arbench.trainer import flush_denormals, make_optimizer  # noqa: E402
+from arbench.training.trainer import flush_denormals, make_optimizer  # noqa: E402
 
 LR, WEIGHT_DECAY = 1e-3, 1e-4
 
@@ -51,45 +49,6 @@ def load_their_made(snapshot: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.MADE
-
-
-def steps(model, optimizer, loss_of, x, batch: int, count: int) -> float:
-    """Seconds for `count` training steps on consecutive batches of x."""
-    started = time.perf_counter()
-    for i in range(count):
-        chunk = x[(i * batch) % (len(x) - batch) :][:batch]
-        loss = loss_of(model, chunk)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - started
-
-
-def paired_blocks(ours, theirs, x, batch: int, pairs: int, block: int):
-    """(theirs / ours time ratios, our images/s, their images/s) of `pairs` blocks of `block`
-    steps run alternately, after two blocks each to warm up; `ours` and `theirs` are each
-    (model, optimizer, loss)."""
-    for _ in range(2):
-        steps(*ours, x, batch, block)
-        steps(*theirs, x, batch, block)
-    ratios, ours_rates, their_rates = [], [], []
-    for _ in range(pairs):
-        a = steps(*ours, x, batch, block)
-        b = steps(*theirs, x, batch, block)
-        ratios.append(b / a)
-        ours_rates.append(block * batch / a)
-        their_rates.append(block * batch / b)
-    return ratios, ours_rates, their_rates
-
-
-def rates_summary(ratios, ours_rates, their_rates) -> dict:
-    """Medians of the blocks' images/s each way and of their time ratios, and the ratios' range."""
-    return {
-        "ours_images_per_s": statistics.median(ours_rates),
-        "theirs_images_per_s": statistics.median(their_rates),
-        "speedup": statistics.median(ratios),
-        "speedup_range": [min(ratios), max(ratios)],
-    }
 
 
 def ours_loss(model, chunk):

@@ -33,12 +33,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from karpathy_made import ours_loss, paired_blocks, rates_summary  # noqa: E402
+from karpathy_made import ours_loss  # noqa: E402
 from throughput import binarized_mnist  # noqa: E402
+from timing import paired_blocks, rates_summary  # noqa: E402
 
+from arbench.core.plan import split_settings  # noqa: E402
 from arbench.models.pixelcnn import PixelCNN  # noqa: E402
-from arbench.plan import split_settings  # noqa: E402
-from arbench.trainer import flush_denormals, make_optimizer  # noqa: E402
+from arbench.training.trainer import flush_denormals, make_optimizer  # noqa: E402
 
 THEIR_FILES = (
     "pytorch_generative/models/autoregressive/gated_pixel_cnn.py",

@@ -151,7 +151,7 @@ def training_seconds(metrics: dict, curve: Path) -> tuple[float, str]:
     counted = metrics["train_seconds"]
     if not (metrics.get("training") or {}).get("resumed") or not curve.exists():
         return counted, OWN_COUNT
-    from arbench.contracts import CURVE
+    from arbench.core.contracts import CURVE
 
     epochs = sum(float(row["seconds"]) for row in CURVE.read(curve))
     if epochs <= counted:
@@ -165,9 +165,9 @@ def training_seconds(metrics: dict, curve: Path) -> tuple[float, str]:
 def model_card(results: Path, dataset: str, run: str, commit: str) -> dict:
     import numpy as np
 
-    from arbench.checkpoints import load_model
     from arbench.data.format import load_dataset
     from arbench.trained import TrainedModel, check_images
+    from arbench.training.checkpoints import load_model
 
     data = load_dataset(results / "data" / f"{dataset}.npz")
     metrics = json.loads((results / "metrics" / dataset / f"{run}.json").read_text())
@@ -221,8 +221,8 @@ def model_card(results: Path, dataset: str, run: str, commit: str) -> dict:
 
 def publish_models(results: Path, out: Path, commit: str) -> list[dict]:
     """The first training run of every model, with its card, smallest first within the budget."""
+    from arbench.core.plan import replicate_of
     from arbench.data.download import file_digest
-    from arbench.plan import replicate_of
 
     runs = sorted(
         (path.stat().st_size, path.parent.name, path.stem)

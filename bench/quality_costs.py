@@ -4,7 +4,7 @@ images (the held-out valid images, as many as the run measures).
     python bench/quality_costs.py --results results [--out bench/results/quality_costs.json]
 
 Times one call of each measurement (the median of 3, so the first call's start-up is not
-counted) on the learned features (or pixels, for the classifier and novelty), plus the half-set
+counted) on the learned features (or pixels, for the classifier and novelty), plus the subset
 standard errors of the distances and k-NN measures.
 """
 
@@ -13,17 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from datetime import date
 from pathlib import Path
 
 import torch
+from timing import median_seconds
 
-from arbench import quality
 from arbench.data import load_dataset
-from arbench.features import FeatureSpaces
-from arbench.sample_metrics import (
+from arbench.metrics import measurement
+from arbench.metrics.measures import (
+    SUBSETS,
     flat,
     frechet_distance,
     kernel_distance,
@@ -31,19 +30,11 @@ from arbench.sample_metrics import (
     prdc,
     two_sample_test,
 )
-
-
-def seconds(work, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+from arbench.metrics.spaces import FeatureSpaces
 
 
 def costs(data, spaces: FeatureSpaces, n: int) -> dict:
-    reference = quality.Reference.of(data, spaces)
+    reference = measurement.Reference.of(data, spaces)
     images = data.valid[:n]
     ours = reference.features(images)
     theirs = reference.test_features
@@ -55,9 +46,9 @@ def costs(data, spaces: FeatureSpaces, n: int) -> dict:
         "Fréchet, one space": seconds(lambda: frechet_distance(learned_a, learned_b)),
         "KID, one space": seconds(lambda: kernel_distance(learned_a, learned_b)),
         "precision/recall/density/coverage": seconds(lambda: prdc(learned_b, learned_a)),
-        "every distance and k-NN measure": seconds(lambda: quality.estimates(ours, theirs)),
-        f"their standard errors ({quality.HALVES} half sets)": quality.HALVES
-        * seconds(lambda: quality.estimates(ours, theirs))
+        "every distance and k-NN measure": seconds(lambda: measurement.estimates(ours, theirs)),
+        f"their standard errors ({SUBSETS} subsets)": SUBSETS
+        * seconds(lambda: measurement.estimates(ours, theirs))
         / 2,
         "classifier two-sample test": seconds(
             lambda: two_sample_test(images, reference.test, data.levels)
@@ -65,8 +56,13 @@ def costs(data, spaces: FeatureSpaces, n: int) -> dict:
         "novelty (nearest training image)": seconds(
             lambda: nearest(flat(images, data.levels), reference.train_pixels)
         ),
-        "one whole measurement": seconds(lambda: quality.measure(images, reference)),
+        "one whole measurement": seconds(lambda: measurement.measure(images, reference)),
     }
+
+
+def seconds(work) -> float:
+    """The median of 3 calls, none of them a warm-up: the first call's start-up is the stage's."""
+    return median_seconds(work, repeats=3, warmup=0)
 
 
 def main() -> None:

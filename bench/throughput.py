@@ -9,18 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import median_rate
 
 from arbench.models.made import MADE
 from arbench.models.nade import NADE
-from arbench.trainer import flush_denormals
+from arbench.training.trainer import flush_denormals
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist"
 
@@ -34,17 +33,6 @@ def binarized_mnist(n: int) -> torch.Tensor:
         rows = parse_amat(path)
         return torch.from_numpy(rows[np.random.default_rng(0).permutation(len(rows))[:n]]).long()
     return (torch.rand(n, 784) < 0.13).long()
-
-
-def median_rate(work, items: int, repeats: int = 7, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        work()
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        rates.append(items / (time.perf_counter() - started))
-    return statistics.median(rates)
 
 
 def matmul_gflops(batch: int) -> float:

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 import yaml
-from quality import binarized_mnist
 from throughput import RemaskingMADE
+from valid_likelihood import binarized_mnist
 
 from arbench.models.made import MADE
-from arbench.trainer import flush_denormals, make_average
+from arbench.training.trainer import flush_denormals, make_average
 
 
 def flat_tensor(images) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Train one model on binarized MNIST (train split) and report its best valid NLL and the wall
 time it took; the test split is never touched. Writes metrics.csv and summary.json to --out.
 
-    python bench/quality.py --data-dir ../shared/data/binarized_mnist --model nade \\
+    python bench/valid_likelihood.py --data-dir ../shared/data/binarized_mnist --model nade \\
         --config '{"hidden": 500, "lr": 0.001}' --out bench/results/nade500
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench.cli import json_object
+from arbench.core.cli import json_object
 from arbench.data.format import Dataset
 from arbench.data.mnist import check_binarized_split
 from arbench.train import fit
-from arbench.trainer import flush_denormals
+from arbench.training.trainer import flush_denormals
 
 
 def binarized_mnist(folder: Path) -> Dataset:
