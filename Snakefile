@@ -50,16 +50,11 @@ rule all:
     default_target: True
 
 
-onstart:
-    # A damaged result would fail every job downstream of it: set it aside, so that the next
-    # run makes it again, and what depends on it, instead.
-    if DAMAGED:
-        moved = [f"{file} -> {damaged.set_aside(file)}" for file in DAMAGED]
-        raise SystemExit(
-            "Damaged results were set aside, nothing was run: "
-            + "; ".join(moved)
-            + ". Run the same command again: it makes them again, with what depends on them."
-        )
+onerror:
+    # Each failed job's own reason, where the user looks: the console, not only its log
+    summary = advice.failed_jobs_summary(log)
+    if summary:
+        logger.error(summary)
 
 
 onsuccess:

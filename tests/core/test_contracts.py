@@ -25,12 +25,13 @@ from arbench.core.contracts import (
     QUALITY,
     SAMPLES,
     DamagedFile,
+    plainly,
 )
 from arbench.damaged import scan
 from arbench.data.format import load_dataset, save_dataset
 from arbench.metrics.spaces import FeatureSpaces
 from arbench.train import train
-from arbench.training.checkpoints import IncompatibleModel, load_model
+from arbench.training.checkpoints import CheckpointError, IncompatibleModel, load_model
 from arbench.training.trainer import load_checkpoint
 
 SHAPE = (1, 6, 6)
@@ -227,3 +228,30 @@ def test_a_scan_finds_each_damaged_result_once_and_skips_files_it_has_seen(made,
     found = scan(files, record)
     assert set(found) == {str(tmp_path / made["model"].name), str(tmp_path / made["samples"].name)}
     assert "outside 0..1" in found[str(tmp_path / made["samples"].name)].problem
+
+
+def test_a_librarys_message_inside_ours_is_its_meaning_or_its_first_sentence_whole():
+    torch_text = (
+        "PytorchStreamReader failed reading zip archive: failed finding central directory. "
+        "This is an internal miniz error. If you are seeing this error, there is a high "
+        "likelihood that your checkpoint file is corrupted."
+    )
+    assert plainly(RuntimeError(torch_text)) == "its zip archive is cut short or damaged"
+    assert plainly(EOFError()) == "it ends early: cut short"
+    assert plainly(ValueError("Expecting value. And more text.")) == "Expecting value."
+    long = ValueError("word " * 60)
+    shortened = plainly(long)
+    assert shortened.endswith(" ...") and len(shortened) <= 170
+    assert all(piece == "word" for piece in shortened[:-4].split())  # cut between words
+    assert plainly(KeyError()) == "KeyError"
+
+
+def test_a_truncated_features_file_is_named_in_our_words(tmp_path):
+    saved = tmp_path / "features.pt"
+    torch.save({"learned": {}}, saved)
+    saved.write_bytes(saved.read_bytes()[:100])
+    with pytest.raises(CheckpointError) as refused:
+        FeatureSpaces.load(saved)
+    message = str(refused.value)
+    assert "its zip archive is cut short or damaged" in message
+    assert "high likelihood" not in message and "miniz" not in message

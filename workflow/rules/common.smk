@@ -1,6 +1,7 @@
 """What the rules share: the run's datasets and models, their settings, and the code each job
 runs, all from `arbench.core.plan`, the module the stages use too."""
 
+import atexit
 import json
 import os
 import re
@@ -10,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
-from arbench import damaged
+from arbench import advice, damaged
 from arbench.core import contracts, plan
 from arbench.core.code_inputs import code_digest
 
@@ -19,10 +20,13 @@ from arbench.core.code_inputs import code_digest
 # command changed, and a run moved to another folder (another virtual environment) must not.
 CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 os.environ["ARBENCH_PYTHON"] = "python" if CONDA else sys.executable
+# The command line the user typed, which advice a job gives repeats (its jobs inherit it)
+os.environ.setdefault(contracts.RUN_COMMAND, advice.user_command(sys.orig_argv))
 
 
 envvars:
     "ARBENCH_PYTHON",
+    contracts.RUN_COMMAND,
 
 DATASETS, SKIPPED = plan.datasets_in_run(config)
 try:  # every job's settings, checked once before any job is planned, rules between keys too
@@ -37,11 +41,23 @@ try:  # every job's settings, checked once before any job is planned, rules betw
 except plan.SettingsError as error:
     raise WorkflowError(f"config: {error}") from None
 
-# Every result of the run already there, checked by its contract before anything is planned: a
-# damaged one is set aside when the run starts (the Snakefile's onstart), and made again next.
-DAMAGED = damaged.scan(plan.result_kinds(DATASETS), Path(".snakemake/arbench/checked.json"))
-for damaged_file, damage in DAMAGED.items():
-    logger.warning(f"{damaged_file} is damaged: {damage.problem}")
+# Every result of the run already there, checked by its contract before anything is planned. A
+# damaged one is set aside (kept for a look, listed by `snakemake stale`), so that this run makes
+# it again with what depends on it; a dry run puts it back when it ends, having planned those
+# jobs. Job-level Snakemakes (a cluster job) leave this to the main one.
+DAMAGED = {}
+if workflow.is_main_process:
+    DAMAGED = damaged.scan(plan.result_kinds(DATASETS), Path(".snakemake/arbench/checked.json"))
+    DRY_RUN = advice.is_dry_run(sys.orig_argv)
+    for damaged_file, damage in DAMAGED.items():
+        aside = damaged.set_aside(damaged_file)
+        logger.warning(
+            f"{damaged_file} is damaged: {damage.problem}. Set aside as {aside}: "
+            + ("the run planned below makes it again" if DRY_RUN else "this run makes it again")
+            + ", with what depends on it"
+        )
+        if DRY_RUN:
+            atexit.register(aside.replace, damaged_file)
 
 
 wildcard_constraints:

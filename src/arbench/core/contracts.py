@@ -21,6 +21,8 @@ import csv
 import io
 import json
 import math
+import os
+import re
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -42,11 +44,22 @@ class DamagedFile(ValueError):
         self.problem = problem or message
 
 
+# The command line of the run a job belongs to, as its user typed it (the workflow sets it,
+# `arbench.run_command`), so that advice repeats it: config files, --config, profile and all
+RUN_COMMAND = "ARBENCH_COMMAND"
+
+
 def remake(path, rule: str) -> str:
+    """How to make `path` again, with what depends on it, in one command."""
+    command = os.environ.get(RUN_COMMAND)
+    if command:
+        return (
+            f"remake it, with what depends on it, with `{command} --forcerun {path}` (the "
+            f"{rule} rule)"
+        )
     return (
-        f"remake it with `snakemake --cores all --force {path}` (the {rule} rule; a later "
-        "`snakemake --cores all` redoes what depends on it), or delete it and run "
-        "`snakemake --cores all`"
+        f"remake it, with what depends on it, with `snakemake --cores all --forcerun {path}` "
+        f"(the {rule} rule), adding the --configfile and --config of the run that made it"
     )
 
 
@@ -120,9 +133,7 @@ class Arrays:
             with np.load(path, allow_pickle=False) as archive:
                 found = {name: archive[name] for name in archive.files}
         except READ_ERRORS as error:
-            raise damaged(
-                path, self.rule, f"is not a readable .npz ({first_line(error)})"
-            ) from None
+            raise damaged(path, self.rule, f"is not a readable .npz ({plainly(error)})") from None
         self.check(path, found, levels, shape, count)
         return found
 
@@ -148,9 +159,26 @@ def check_images(path, rule, name, array, levels, shape) -> None:
         )
 
 
-def first_line(error: BaseException) -> str:
+# What a library's message means where we know it
+ZIP_DAMAGE = ("central directory", "PytorchStreamReader", "not a zip file", "Bad magic number")
+WORDS = 160  # the most characters of a library's message we repeat
+
+
+def plainly(error: BaseException) -> str:
+    """A library's error in our words: what it means where we know it (a zip archive cut short
+    or damaged: an .npz or a torch file; a file that ends early), otherwise its first sentence,
+    shortened at a word where it runs long, never mid-word."""
     text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+    if isinstance(error, zipfile.BadZipFile | zlib.error) or any(m in text for m in ZIP_DAMAGE):
+        return "its zip archive is cut short or damaged"
+    if isinstance(error, EOFError):
+        return "it ends early: cut short"
+    sentence = re.split(r"(?<=[.!?])\s+|\n", text, maxsplit=1)[0] if text else ""
+    if not sentence:
+        return type(error).__name__
+    if len(sentence) > WORDS:
+        sentence = sentence[:WORDS].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return sentence
 
 
 def not_a_number(value, where: str) -> str | None:
@@ -215,7 +243,7 @@ class Json:
         try:
             found = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise damaged(path, self.rule, f"is not valid JSON ({first_line(error)})") from None
+            raise damaged(path, self.rule, f"is not valid JSON ({plainly(error)})") from None
         self.check(path, found)
         return found
 
@@ -238,7 +266,7 @@ class Table:
         try:
             rows = list(csv.DictReader(io.StringIO(path.read_text())))
         except (UnicodeDecodeError, csv.Error) as error:
-            raise damaged(path, self.rule, f"is not a readable CSV ({first_line(error)})") from None
+            raise damaged(path, self.rule, f"is not a readable CSV ({plainly(error)})") from None
         if not rows:
             raise damaged(path, self.rule, "has no rows")
         missing = [c for c in self.columns if c not in rows[0]]
@@ -266,7 +294,7 @@ def intact_zip(path, rule: str, kind: str) -> None:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except READ_ERRORS as error:
-        raise damaged(path, rule, f"is not a readable {kind} ({first_line(error)})") from None
+        raise damaged(path, rule, f"is not a readable {kind} ({plainly(error)})") from None
     if bad is not None:
         raise damaged(path, rule, f"is not a readable {kind} (member {bad} is corrupt)")
 

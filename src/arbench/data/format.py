@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arbench.core.contracts import READ_ERRORS, DamagedFile, first_line, remake
+from arbench.core.contracts import READ_ERRORS, DamagedFile, plainly, remake
 from arbench.core.files import atomic_write
 
 SPLITS = ("train", "valid", "test")
@@ -155,7 +155,7 @@ def load_dataset(path: str | os.PathLike, *, verify: bool = True) -> Dataset:
     try:
         meta = json.loads(meta_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        problem = f"its sidecar is not valid JSON ({first_line(error)})"
+        problem = f"its sidecar is not valid JSON ({plainly(error)})"
         raise damaged_dataset(path, problem) from None
     if not isinstance(meta, dict) or not isinstance(meta.get("content_sha256"), dict):
         raise damaged_dataset(path, f"its sidecar {meta_path} records no content checksums")
@@ -165,7 +165,7 @@ def load_dataset(path: str | os.PathLike, *, verify: bool = True) -> Dataset:
             splits = {name: archive[name] for name in wanted if name in archive.files}
             levels = int(archive["levels"]) if "levels" in archive.files else None
     except READ_ERRORS as error:
-        raise damaged_dataset(path, f"is not a readable .npz ({first_line(error)})") from None
+        raise damaged_dataset(path, f"is not a readable .npz ({plainly(error)})") from None
     if levels is None or levels != meta.get("levels"):
         raise damaged_dataset(
             path, f"levels {levels} disagree with its sidecar's ({meta.get('levels')})"

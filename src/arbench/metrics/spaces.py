@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arbench.core.contracts import first_line, remake
+from arbench.core.contracts import plainly, remake
 from arbench.training import checkpoints
 
 log = logging.getLogger("arbench.metrics.spaces")
@@ -142,7 +142,7 @@ class FeatureSpaces:
         try:
             return cls(saved)
         except (KeyError, RuntimeError, TypeError, IndexError) as error:
-            problem = f"does not hold the {', '.join(ENCODERS)} encoders ({first_line(error)})"
+            problem = f"does not hold the {', '.join(ENCODERS)} encoders ({plainly(error)})"
             raise checkpoints.CheckpointError(
                 f"{path}: {problem}; {remake(path, 'features')}", problem
             ) from None

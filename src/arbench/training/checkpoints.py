@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
 
-from arbench.core.contracts import DamagedFile, first_line, remake
+from arbench.core.contracts import DamagedFile, plainly, remake
 from arbench.core.files import atomic_write
 from arbench.core.plan import SettingsError, model_entry
 
@@ -43,6 +44,12 @@ def load(path: str | Path, what: str = "model file", remedy: str | None = None, 
     remedy = remedy or remake(path, rule).capitalize() + "."
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist. {remedy}")
+    if not zipfile.is_zipfile(path):  # a torch file is a zip archive
+        with open(path, "rb") as handle:
+            cut = handle.read(4) == b"PK\x03\x04"
+        problem = "its zip archive is cut short or damaged" if cut else "not a torch file"
+        problem = f"not a {what} that arbench wrote, or damaged ({problem})"
+        raise refused(path, what, problem, remedy)
     try:
         with warnings.catch_warnings():  # torch's advice on pickle protocols is not ours to give
             warnings.simplefilter("ignore")
@@ -57,7 +64,7 @@ def load(path: str | Path, what: str = "model file", remedy: str | None = None, 
             remedy,
         ) from None
     except Exception as error:
-        problem = f"not a {what} that arbench wrote, or damaged ({first_line(error)})"
+        problem = f"not a {what} that arbench wrote, or damaged ({plainly(error)})"
         raise refused(path, what, problem, remedy) from None
     if not isinstance(saved, dict):
         raise refused(path, what, f"holds a {type(saved).__name__}, not an arbench {what}", remedy)
@@ -91,7 +98,7 @@ def load_model(path: str | Path):
     try:
         return cls.from_checkpoint(saved)
     except (RuntimeError, KeyError, ValueError, TypeError) as error:
-        problem = f"its {cls.name} state does not fit the model ({first_line(error)})"
+        problem = f"its {cls.name} state does not fit the model ({plainly(error)})"
         raise refused(path, "model file", problem, remedy) from None
 
 
