@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +115,7 @@ def test_image_files_are_prepared_as_the_dataset_and_scored_one_row_each(digit_m
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert f"{files['broken']}: not a decodable image" in result.stderr
+    assert f"{files['broken']}: not scored" in result.stderr
     with open(out, newline="") as handle:
         rows = {Path(row["file"]).name: row for row in csv.DictReader(handle)}
     assert set(rows) == {path.name for path in files.values()}
@@ -126,9 +128,44 @@ def test_image_files_are_prepared_as_the_dataset_and_scored_one_row_each(digit_m
     assert bits == pytest.approx(nll["one.png"] / (784 * np.log(2)))
 
 
+def png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header says `width` x `height` and whose pixels are missing: any attempt to
+    decode it fails, so refusing it by its header is all that can pass."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+def test_images_the_model_was_not_made_for_are_warned_of_and_huge_ones_refused_undecoded(
+    digit_model, tmp_path
+):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    Image.fromarray(np.full((1, 1), 255, np.uint8)).save(folder / "dot.png")
+    frames = [Image.fromarray(np.full((56, 56), v, np.uint8)) for v in (0, 255, 0)]
+    frames[0].save(folder / "blink.gif", save_all=True, append_images=frames[1:])
+    png_header_only(folder / "huge.png", 12_000, 12_000)
+    Image.fromarray(np.zeros((56, 56), np.uint8)).save(folder / "plain.png")
+    out = tmp_path / "scores.csv"
+    rows = {Path(r["file"]).name: r for r in trained.score(digit_model, [folder], out)}
+    assert "1x1 pixels, enlarged about 28 times" in rows["dot.png"]["warnings"]
+    assert rows["dot.png"]["nll_nats"] != ""  # scored, and said so
+    assert "animated (3 frames): only its first frame is used" in rows["blink.gif"]["warnings"]
+    assert (
+        "12000x12000 pixels, over the 25,000,000 that arbench decodes" in rows["huge.png"]["error"]
+    )
+    assert rows["huge.png"]["nll_nats"] == "" and rows["plain.png"]["warnings"] == ""
+    with open(out, newline="") as handle:
+        assert "warnings" in next(csv.reader(handle))
+
+
 def test_images_from_files_make_a_colour_image_binary_for_a_binary_model(digit_model, tmp_path):
     files = write_images(tmp_path / "images")
-    images, decoded, skipped = arbench.load(digit_model).images_from_files([files["colour"]])
+    images, decoded, skipped, _ = arbench.load(digit_model).images_from_files([files["colour"]])
     assert images.shape == (1, 1, 28, 28) and set(np.unique(images)) == {0, 1}
     assert decoded == [files["colour"]] and not skipped
 

@@ -44,6 +44,7 @@ from PIL import Image, UnidentifiedImageError
 
 from arbench.complete import hidden_region
 from arbench.core.cli import nonnegative_int, positive_int, run_stage, stage_parser
+from arbench.core.contracts import plainly
 from arbench.core.files import atomic_write
 from arbench.core.plan import source_entry
 from arbench.data.download import file_digest
@@ -53,6 +54,11 @@ from arbench.training.checkpoints import CheckpointError, load_model
 log = logging.getLogger("arbench.trained")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+# An image above this many pixels is refused from its header, before it is decoded: a model of
+# tens of pixels a side gains nothing from more, and decoding 144 million pixels takes over a GB
+# (Pillow's own bomb guard refuses only above 179 million)
+MAX_PIXELS = 25_000_000
+ENLARGED = 2.0  # an image enlarged more than this many times a side is warned of
 
 
 def card_path(path: str | Path) -> Path:
@@ -116,9 +122,11 @@ class TrainedModel:
         return self.model.complete(self.checked(images), hidden, count, seed)
 
     def images_from_files(self, files, game: str | None = None):
-        """(images (N, C, H, W), the files decoded, {file: why it was skipped}): each image file
-        (folders are searched) prepared as the model's dataset prepared its images, from the
-        spec its card records. `game` names the Atari game whose play area a screen is cut to."""
+        """(images (N, C, H, W), the files decoded, {file: why it was skipped}, {file: warnings}):
+        each image file (folders are searched) prepared as the model's dataset prepared its
+        images, from the spec its card records. `game` names the Atari game whose play area a
+        screen is cut to. A file over `MAX_PIXELS` is refused before it is decoded; an image
+        far smaller than the model's, or animated (its first frame is used), is warned of."""
         spec = self.card.get("dataset", {}).get("spec")
         if spec is None:
             raise ValueError(
@@ -126,21 +134,44 @@ class TrainedModel:
                 "its preprocessing is not known"
             )
         prepare = source_entry(spec["source"]).image_preparer()
-        images, decoded, skipped = [], [], {}
+        images, decoded, skipped, warned = [], [], {}, {}
         for file in image_files(files):
             try:
                 with Image.open(file) as image:
+                    if image.width * image.height > MAX_PIXELS:
+                        raise ValueError(
+                            f"{image.width}x{image.height} pixels, over the {MAX_PIXELS:,} that "
+                            "arbench decodes: shrink it first"
+                        )
+                    warnings = self.odd_image(image)
                     image.load()
                     images.append(prepare(image, spec, game))
             except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-                skipped[file] = (
-                    str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                )
-                log.warning("%s: not a decodable image (%s); skipped", file, skipped[file])
+                skipped[file] = plainly(e)
+                log.warning("%s: not scored (%s)", file, skipped[file])
                 continue
             decoded.append(file)
+            if warnings:
+                warned[file] = warnings
+                for warning in warnings:
+                    log.warning("%s: %s", file, warning)
         empty = np.zeros((0, *self.shape), np.uint8)
-        return (np.stack(images) if images else empty), decoded, skipped
+        return (np.stack(images) if images else empty), decoded, skipped, warned
+
+    def odd_image(self, image) -> list[str]:
+        """What makes an image file one the model was not made for, before it is decoded."""
+        found = []
+        height, width = self.shape[1:]
+        enlarged = max(height / image.height, width / image.width)
+        if enlarged > ENLARGED:
+            found.append(
+                f"{image.width}x{image.height} pixels, enlarged about {enlarged:.0f} times to the "
+                f"model's {width}x{height}: little of what is scored is the image's own"
+            )
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            found.append(f"animated ({frames} frames): only its first frame is used")
+        return found
 
 
 def image_files(paths) -> list[Path]:
@@ -244,7 +275,7 @@ def draw(model_path, n: int, seed: int, out: str) -> Path:
 
 def complete_files(model_path, files, hidden_rows: float, count: int, seed: int, out, game=None):
     model = load(model_path)
-    images, decoded, _ = model.images_from_files(files, game)
+    images, decoded, _, _ = model.images_from_files(files, game)
     if not len(images):
         raise ValueError("none of the files given is a decodable image")
     filled = model.complete(images, hidden_rows, count, seed)
@@ -268,14 +299,14 @@ def complete_files(model_path, files, hidden_rows: float, count: int, seed: int,
     return png
 
 
-SCORE_FIELDS = ["file", "nll_nats", "bits_per_dim", "likelihood", "error"]
+SCORE_FIELDS = ["file", "nll_nats", "bits_per_dim", "likelihood", "warnings", "error"]
 
 
 def score(model_path, files, out, game=None) -> list[dict]:
-    """One CSV row per file: its NLL in nats and bits/dim under the model, or why it was not
-    scored."""
+    """One CSV row per file: its NLL in nats and bits/dim under the model and what to know of
+    the image it was computed on (`TrainedModel.odd_image`), or why it was not scored."""
     model = load(model_path)
-    images, decoded, skipped = model.images_from_files(files, game)
+    images, decoded, skipped, warned = model.images_from_files(files, game)
     nll = -model.log_prob(images) if len(images) else np.zeros(0)
     dims = int(np.prod(model.shape))
     kind = "exact" if model.model.exact else "upper bound"
@@ -285,14 +316,13 @@ def score(model_path, files, out, game=None) -> list[dict]:
             "nll_nats": float(value),
             "bits_per_dim": float(value) / (dims * math.log(2)),
             "likelihood": kind,
+            "warnings": "; ".join(warned.get(file, [])),
             "error": "",
         }
         for file, value in zip(decoded, nll, strict=True)
     ]
-    rows += [
-        {"file": str(file), "nll_nats": "", "bits_per_dim": "", "likelihood": "", "error": why}
-        for file, why in skipped.items()
-    ]
+    empty = {"nll_nats": "", "bits_per_dim": "", "likelihood": "", "warnings": ""}
+    rows += [{"file": str(file), **empty, "error": why} for file, why in skipped.items()]
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=SCORE_FIELDS)
     writer.writeheader()
