@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from arbench import train as train_module
+from arbench.core.contracts import SAMPLES
 from arbench.core.files import atomic_write, remove_stale_parts, temporary_path
 from arbench.data.anime import read_image_folder
 from arbench.data.download import DownloadError, fetch
@@ -397,3 +398,52 @@ def test_usage_errors_name_the_command_as_it_is_typed(module):
     assert result.returncode == 2
     assert result.stderr.startswith(f"usage: python -m {module} ")
     assert f"python -m {module}: error:" in result.stderr and ".py:" not in result.stderr
+
+
+# A run disturbed from outside: every file stays whole, and what is not right is redone. (A
+# signal, a full disk and a killed writer are above; a job cancelled on the cluster and
+# resubmitted is in tests/workflow/test_slurm.py; Ctrl-C to Snakemake in test_interrupt.py; a
+# config edited while the workflow runs in tests/workflow/test_workflow.py.)
+
+
+def test_an_input_changed_while_a_stage_runs_leaves_no_output_and_says_so(
+    tiny_data, tmp_path, monkeypatch, caplog
+):
+    from arbench import sample as sample_module
+
+    model = tmp_path / "m.pt"
+    train_module.train(tiny_data, "mob", {"components": 2}, model)
+    load = sample_module.load_model
+
+    def loaded_then_remade(path):
+        found = load(path)
+        later = Path(path).stat().st_mtime_ns + 10**9
+        os.utime(path, ns=(later, later))  # another command writes the model again meanwhile
+        return found
+
+    monkeypatch.setattr(sample_module, "load_model", loaded_then_remade)
+    out = tmp_path / "s.npz"
+    with caplog.at_level(logging.ERROR):
+        status = sample_module.main(["--model", str(model), "--n", "4", "--out", str(out)])
+    assert status == 1 and not out.exists()
+    assert f"{model} changed while this job ran, so what it wrote was removed" in caplog.text
+
+
+def test_two_commands_writing_the_same_output_leave_one_whole_file(tiny_data, tmp_path):
+    model = tmp_path / "m.pt"
+    train_module.train(tiny_data, "mob", {"components": 2}, model)
+    out = tmp_path / "same.npz"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "arbench.sample", "--model", str(model), "--n", "3000"]
+            + ["--seed", str(seed), "--out", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for seed in (0, 1)
+    ]
+    assert all(writer.wait(timeout=300) == 0 for writer in writers)
+    written = SAMPLES.read(out, levels=2, shape=(1, 4, 4))
+    assert int(written["seed"]) in (0, 1) and len(written["samples"]) == 3000
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["m.pt", "same.npz", "tiny.json", "tiny.npz"]  # no temporary file behind

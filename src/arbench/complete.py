@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             args.device,
         ),
+        inputs=(args.data, args.model),
+        outputs=(args.out, Path(args.out).with_suffix(".npz")),
     )
 
 

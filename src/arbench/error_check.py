@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         lambda: check(
             args.data, args.features, args.model, args.n, args.draws, args.out, args.device
         ),
+        inputs=(args.data, args.features, args.model),
+        outputs=(args.out,),
     )
 
 

@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_stage(
         f"evaluate {args.model} on {args.data}",
         lambda: evaluate(args.data, args.model, args.out, args.device, args.nll),
+        inputs=(args.data, args.model),
+        outputs=(args.out, args.nll or Path(args.out).with_suffix(".npz")),
     )
 
 

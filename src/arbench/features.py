@@ -31,7 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True, help="features file (.pt); a .json summary beside")
     args = parser.parse_args(argv)
-    return run_stage(f"features of {args.data}", lambda: build(args.data, args.out))
+    return run_stage(
+        f"features of {args.data}",
+        lambda: build(args.data, args.out),
+        inputs=(args.data,),
+        outputs=(args.out, Path(args.out).with_suffix(".json")),
+    )
 
 
 if __name__ == "__main__":

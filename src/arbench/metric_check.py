@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_stage(
         f"metric check on {args.data}",
         lambda: check(args.data, args.features, args.n, args.out, args.mixture_components),
+        inputs=(args.data, args.features),
+        outputs=(args.out,),
     )
 
 

@@ -76,7 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         download.configure(args.download)
         return prepare(args.spec, args.out, args.resources)
 
-    return run_stage(f"prepare {args.out}", work)
+    out = Path(args.out)
+    return run_stage(
+        f"prepare {args.out}",
+        work,
+        inputs=(args.spec.get("path"),),  # a local archive or folder read in place
+        outputs=(out, out.with_suffix(".json")),
+    )
 
 
 if __name__ == "__main__":

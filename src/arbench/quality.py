@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_stage(
         f"quality of {args.samples}",
         lambda: assess(args.data, args.features, args.samples, args.n, args.out),
+        inputs=(args.data, args.features, args.samples),
+        outputs=(args.out,),
     )
 
 

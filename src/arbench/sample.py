@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_stage(
         f"sample {args.model}",
         lambda: sample(args.model, args.n, args.seed, args.out, args.device),
+        inputs=(args.model,),
+        outputs=(args.out,),
     )
 
 

@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             args.checkpoint,
             args.keep_checkpoint,
         ),
+        inputs=(args.data,),
+        outputs=(args.out, args.metrics),
     )
 
 

@@ -87,12 +87,47 @@ def expected(error: BaseException) -> bool:
     return raised_here or isinstance(error, FileNotFoundError | PermissionError)
 
 
-def run_stage(job: str, work: Callable[[], object]) -> int:
-    """Run `work()` as the job described by `job`; returns the process exit status."""
+class InputChanged(RuntimeError):
+    """An input file changed while the job that reads it ran."""
+
+
+def stamps(paths) -> dict[str, tuple[int, int] | None]:
+    """Each file's size and modification time (None where it does not exist)."""
+    found = {}
+    for path in paths:
+        try:
+            status = Path(path).stat()
+        except OSError:
+            found[str(path)] = None
+        else:
+            found[str(path)] = (status.st_size, status.st_mtime_ns)
+    return found
+
+
+def unchanged_inputs(before: dict, outputs) -> None:
+    """Refuse what a job wrote if one of its inputs changed while it ran (edited, replaced or
+    remade by another command): its outputs may mix the old input and the new, and a later
+    run would take them for up to date. They are removed."""
+    changed = [path for path, stamp in stamps(before).items() if stamp != before[path]]
+    if changed:
+        for output in outputs:
+            Path(output).unlink(missing_ok=True)
+        raise InputChanged(
+            f"{', '.join(changed)} changed while this job ran, so what it wrote was removed; "
+            "run the same command again"
+        )
+
+
+def run_stage(job: str, work: Callable[[], object], inputs=(), outputs=()) -> int:
+    """Run `work()` as the job described by `job`; returns the process exit status. The
+    `inputs` it reads must not change while it runs (`unchanged_inputs`), or its `outputs` are
+    removed and the job fails."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     previous = signal.signal(signal.SIGTERM, _terminate)
+    before = stamps(path for path in inputs if path is not None)
     try:
         work()
+        unchanged_inputs(before, [path for path in outputs if path is not None])
     except Terminated as stop:
         log.error(
             "%s: stopped by SIGTERM. No output was left half-written; run it again to redo it "

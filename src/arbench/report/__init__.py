@@ -292,4 +292,17 @@ def main(argv: list[str] | None = None) -> int:
         "makes it",
     )
     args = parser.parse_args(argv)
-    return run_stage("report", lambda: build_report(args.inputs))
+    return run_stage(
+        "report",
+        lambda: build_report(args.inputs),
+        inputs=files_read(args.inputs),
+        outputs=[path(kind) for kind in ("report", "likelihoods", "sample_quality", "verdicts")],
+    )
+
+
+def files_read(inputs: dict) -> list[str]:
+    """Every file the report reads, from its manifest."""
+    files = [*inputs["data"].values(), *inputs["checks"].values(), *inputs["errors"].values()]
+    for models in inputs["models"].values():
+        files += [file for kinds in models.values() for file in kinds.values()]
+    return files
