@@ -8,6 +8,8 @@ rule features:
     params:
         code=code_digest("arbench.features"),
     threads: config["resources"]["threads"]
+    # the metric check waits on it, and the check is long: neither may end the run alone
+    priority: 2
     log:
         plan.path("dataset_log", stage="features"),
     benchmark:
@@ -31,6 +33,7 @@ rule metric_check:
         n=config["samples"]["count"],
         components=mixture_components,
     threads: config["resources"]["threads"]
+    priority: 2
     log:
         plan.path("dataset_log", stage="metric_check"),
     benchmark:
@@ -59,6 +62,7 @@ rule error_check:
         draws=config["samples"]["error_draws"],
         device=config["device"],
     threads: config["resources"]["threads"]
+    priority: 1
     log:
         plan.path("dataset_log", stage="error_check"),
     benchmark:
