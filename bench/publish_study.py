@@ -28,7 +28,7 @@ import platform
 import re
 import shutil
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 # how reports before the verdict's resampling wrote it (the previous answer may be one of them)
@@ -78,17 +78,38 @@ def stage_seconds(results: Path) -> dict[str, dict]:
     }
 
 
-def wall_and_memory(logs: list[Path]) -> tuple[float, float]:
+SNAKEMAKE_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]{8} \d{4})\]$", re.MULTILINE)
+
+
+def wall_and_memory(logs: list[Path]) -> tuple[float, float, list[str]]:
     """The run's wall time, summed over its segments (a run a session end stopped and the same
-    command resumed: one log each), and its peak memory, the largest of theirs."""
-    seconds, kilobytes = 0.0, 0
+    command resumed: one log each), its peak memory, the largest of theirs, and a note for each
+    segment stopped from outside before /usr/bin/time could print: that segment is timed from its
+    Snakemake log's first to last timestamp, a lower bound, and its peak memory is unknown."""
+    seconds, kilobytes, notes = 0.0, 0, []
     for log in logs:
-        found = re.findall(r"([\d.]+) s wall, (\d+) KB max RSS", log.read_text())
-        if not found:
-            raise SystemExit(f"{log} has no '... s wall, ... KB max RSS' line from /usr/bin/time")
-        seconds += float(found[-1][0])
-        kilobytes = max(kilobytes, int(found[-1][1]))
-    return seconds, kilobytes / 2**20
+        text = log.read_text()
+        found = re.findall(r"([\d.]+) s wall, (\d+) KB max RSS", text)
+        if found:
+            seconds += float(found[-1][0])
+            kilobytes = max(kilobytes, int(found[-1][1]))
+            continue
+        stamps = [
+            datetime.strptime(s, "%a %b %d %H:%M:%S %Y") for s in SNAKEMAKE_STAMP.findall(text)
+        ]
+        if len(stamps) < 2:
+            raise SystemExit(
+                f"{log} has neither /usr/bin/time's '... s wall, ... KB max RSS' line nor "
+                "Snakemake's timestamps to time it by"
+            )
+        lasted = (stamps[-1] - stamps[0]).total_seconds()
+        seconds += lasted
+        notes.append(
+            f"{log.name}: stopped from outside before /usr/bin/time printed; {lasted:,.0f} s "
+            f"from its first to its last Snakemake timestamp ({stamps[0]:%H:%M:%S} to "
+            f"{stamps[-1]:%H:%M:%S}), a lower bound, its peak memory unknown"
+        )
+    return seconds, kilobytes / 2**20, notes
 
 
 def cpu_model() -> str:
@@ -296,7 +317,7 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         shutil.copy2(results / table, out / table)
     verdicts = json.loads((results / "verdicts.json").read_text())
     shutil.copy2(config, out / "config.yaml")
-    seconds, gigabytes = wall_and_memory(logs)
+    seconds, gigabytes, untimed = wall_and_memory(logs)
     stages = stage_seconds(results)
     run_record = {
         "commit": commit,
@@ -305,6 +326,7 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         "machine": f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
         "wall_seconds": seconds,
         "segments": len(logs),
+        "segments_timed_from_their_logs": untimed,
         "peak_memory_gb": round(gigabytes, 2),
         "stages": stages,
     }
@@ -324,7 +346,8 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
             if len(logs) > 1
             else ""
         )
-        + f"; peak memory {gigabytes:.2f} GB",
+        + f"; peak memory {gigabytes:.2f} GB"
+        + "".join(f"\n  - {note}" for note in untimed),
         "- the report: [report.md](report.md); tables: [likelihoods.csv](likelihoods.csv), "
         "[sample_quality.csv](sample_quality.csv) (both draws of every model, and the check sets), "
         "[verdicts.json](verdicts.json) (each dataset's verdict, its shares over resamples and "
