@@ -74,12 +74,21 @@ def test_a_study_run_in_segments_is_published_with_their_summed_wall_time(tmp_pa
     for i, (seconds, kilobytes) in enumerate([(3296.2, 1439164), (52.65, 1072948)]):
         logs.append(tmp_path / f"segment{i}.log")
         logs[-1].write_text(f"Elapsed time: 0:54:56\n{seconds} s wall, {kilobytes} KB max RSS\n")
-    seconds, gigabytes = wall_and_memory(logs)
+    seconds, gigabytes, untimed = wall_and_memory(logs)
     assert seconds == pytest.approx(3348.85) and gigabytes == pytest.approx(1439164 / 2**20)
-    killed = tmp_path / "killed.log"  # a segment a session's end killed: no time line
-    killed.write_text("Select jobs to execute...\n")
-    with pytest.raises(SystemExit, match="killed.log"):
-        wall_and_memory([*logs, killed])
+    assert untimed == []
+    killed = tmp_path / "killed.log"  # stopped from outside before /usr/bin/time printed
+    killed.write_text(
+        "[Wed Dec  2 00:12:48 2026]\nlocalrule train:\n[Wed Dec  2 02:31:42 2026]\n"
+        "Select jobs to execute...\n"
+    )
+    seconds, gigabytes, untimed = wall_and_memory([*logs, killed])
+    assert seconds == pytest.approx(3348.85 + 8334) and gigabytes == pytest.approx(1439164 / 2**20)
+    assert len(untimed) == 1 and "killed.log" in untimed[0] and "lower bound" in untimed[0]
+    unreadable = tmp_path / "unreadable.log"  # neither a time line nor timestamps
+    unreadable.write_text("Select jobs to execute...\n")
+    with pytest.raises(SystemExit, match="unreadable.log"):
+        wall_and_memory([*logs, unreadable])
 
 
 def test_a_resumed_training_published_by_older_code_is_timed_by_its_curve(tmp_path):
