@@ -26,7 +26,7 @@ from arbench.training.trainer import load_checkpoint
 pytestmark = pytest.mark.slow
 
 NEURAL = {name for name, entry in MODELS.items() if entry.neural}
-DATASET_RULES = ("prepare", "features", "metric_check")
+DATASET_RULES = ("prepare", "features", "metric_check", "error_check")
 MODEL_RULES = ("train", "sample", "evaluate", "quality", "complete")
 GPU_RULES = {"train", "sample", "evaluate", "complete"}  # those that run a neural model
 # A part of the tiny run, settings unchanged (so its results must equal the local run's): every
