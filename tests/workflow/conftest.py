@@ -14,9 +14,12 @@ def finished(tmp_path_factory):
     return workdir
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """The tests that read the shared tiny run go to one worker (`--dist loadgroup`), which
-    makes it once; the others, each running its own workflow, spread over the rest."""
+    makes it once; the others, each running its own workflow, spread over the rest. First:
+    xdist reads the groups in its own hook of this name, and a marker added after it is ignored
+    (each worker then made its own tiny run)."""
     for item in items:
         if "finished" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("tiny run"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -80,8 +82,32 @@ def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
     return base_command(workdir, *args, "--configfile", str(workdir / "tiny.yaml"))
 
 
+# The longest workflow a test runs takes about 7 minutes on 2 busy cores: one still running after
+# this is stuck, and is stopped with what it printed, rather than holding the suite until CI's
+# own limit ends it without a word.
+WORKFLOW_TIMEOUT = 1200
+
+
 def run(command: list[str], workdir: Path, check: bool = True, env=None):
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env)
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        env=env,
+        start_new_session=True,  # its jobs in its group: stopped with it
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=WORKFLOW_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise AssertionError(
+                f"{' '.join(command)} still running after {WORKFLOW_TIMEOUT} s, stopped; "
+                f"its output ended:\n{stdout[-3000:]}\n{stderr[-6000:]}"
+            ) from None
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
     return result
