@@ -23,14 +23,13 @@ from arbench.data import load_dataset
 from arbench.metrics import measurement
 from arbench.metrics.measures import (
     SUBSETS,
-    flat,
     frechet_distance,
     kernel_distance,
     nearest,
     prdc,
     two_sample_test,
 )
-from arbench.metrics.spaces import FeatureSpaces
+from arbench.metrics.spaces import FeatureSpaces, flat
 
 
 def costs(data, spaces: FeatureSpaces, n: int) -> dict:

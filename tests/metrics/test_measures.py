@@ -4,6 +4,8 @@ by the classifier, where the PCA Fréchet distance cannot tell."""
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from prdc import compute_prdc
 
 from arbench.core.contracts import SAMPLES
@@ -16,6 +18,7 @@ from arbench.metrics.known_answers import NEVER_RICHER, gaussian_images, noisy
 from arbench.metrics.measurement import Reference, measure
 from arbench.metrics.measures import (
     C2ST,
+    Discriminator,
     TooFewImages,
     better_by,
     diversity,
@@ -150,6 +153,27 @@ def test_the_two_sample_classifier_is_at_chance_on_one_distribution_and_sure_on_
     folds = C2ST["folds"]
     with pytest.raises(TooFewImages, match=f"two-sample test needs {folds}"):
         two_sample_test(noise[: folds - 1], blobs(folds - 1, rng), levels=2)
+
+
+def test_the_classifiers_foreach_adam_steps_bitwise_like_the_default_per_tensor_loop():
+    """The two-sample test's optimizer runs as `foreach` for speed: its weights must come out
+    exactly as the CPU's default update would leave them."""
+    x, y = torch.rand(256, 1, 12, 12), (torch.rand(256) < 0.5).float()
+
+    def trained(**options) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = Discriminator(1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=C2ST["lr"], **options)
+        for step in range(20):
+            batch = torch.arange(step * 12, step * 12 + 64) % len(x)
+            loss = F.binary_cross_entropy_with_logits(model(x[batch]), y[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return [p.detach() for p in model.parameters()]
+
+    for ours, default in zip(trained(foreach=True), trained(), strict=True):
+        assert torch.equal(ours, default)
 
 
 def test_gaussian_and_noisy_sets_stay_on_the_support():

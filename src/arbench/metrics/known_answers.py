@@ -41,7 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from arbench.core.plan import DIVERSITY, FIDELITY, METRICS
-from arbench.metrics.measures import better_by, flat, nearest
+from arbench.metrics.measures import better_by, nearest
+from arbench.metrics.spaces import flat
 
 NOISE = (0.05, 0.15, 0.30)
 PROTOTYPES = 30  # clusters of the prototype set

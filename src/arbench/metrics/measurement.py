@@ -39,14 +39,13 @@ from arbench.metrics.measures import (
     K,
     TooFewImages,
     diversity,
-    flat,
     frechet_distance,
     kernel_distance,
     nearest,
     prdc,
     two_sample_test,
 )
-from arbench.metrics.spaces import ENCODERS, FeatureSpace, FeatureSpaces
+from arbench.metrics.spaces import ENCODERS, FeatureSpace, FeatureSpaces, flat
 
 TEST_IMAGES = 1_000
 
@@ -71,9 +70,7 @@ class Reference:
             test = test[np.sort(rng.choice(len(test), TEST_IMAGES, replace=False))]
         train_pixels = flat(data.train, data.levels)
         unscaled = {space: 1.0 for space in SPACES}
-        reference = cls(
-            data, spaces, FeatureSpace.fit(train_pixels), test, train_pixels, unscaled, {}
-        )
+        reference = cls(data, spaces, spaces.pca, test, train_pixels, unscaled, {})
         raw = reference.features(test)
         reference.scales = {
             space: float(np.sqrt(((raw[space] - raw[space].mean(0)) ** 2).sum(1).mean())) or 1.0

@@ -116,14 +116,19 @@ class Trainee(torch.nn.Module):
         return reconstruction, F.cross_entropy(self.classifier(code), labels)
 
 
+def flat(images: np.ndarray, levels: int) -> np.ndarray:
+    """(N, C, H, W) levels -> (N, D) float64 in [0, 1]."""
+    return images.reshape(len(images), -1).astype(np.float64) / (levels - 1)
+
+
 def scaled(images: np.ndarray, levels: int) -> torch.Tensor:
     """uint8 levels (N, C, H, W) -> float in [0, 1]."""
     return torch.from_numpy(images.astype(np.float32) / (levels - 1))
 
 
 class FeatureSpaces:
-    """The learned, contrastive and random encoders of one dataset, as read from the features
-    file."""
+    """The learned, contrastive and random encoders of one dataset and the principal components
+    of its training pixels, as read from the features file."""
 
     def __init__(self, saved: dict):
         self.levels = saved["levels"]
@@ -134,15 +139,19 @@ class FeatureSpaces:
             encoder = Encoder(self.shape[0])
             encoder.load_state_dict(saved[name])
             self.encoders[name] = encoder.eval()
+        self.pca = FeatureSpace(saved["pca"]["mean"].numpy(), saved["pca"]["components"].numpy())
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSpaces:
-        """The encoders of a features file, refused by name when it does not hold all three."""
+        """The spaces of a features file, refused by name when it does not hold all four."""
         saved = checkpoints.load(path, "features file", rule="features")
         try:
             return cls(saved)
         except (KeyError, RuntimeError, TypeError, IndexError) as error:
-            problem = f"does not hold the {', '.join(ENCODERS)} encoders ({plainly(error)})"
+            problem = (
+                f"does not hold the {', '.join(ENCODERS)} encoders and the principal components "
+                f"({plainly(error)})"
+            )
             raise checkpoints.CheckpointError(
                 f"{path}: {problem}; {remake(path, 'features')}", problem
             ) from None
@@ -327,12 +336,15 @@ def train_features(data, settings: dict | None = None, contrastive: dict | None 
     contrastive_encoder, summary["contrastive"] = train_contrastive(data, contrastive)
     torch.manual_seed(RANDOM_SEED)
     random = Encoder(data.shape[0])
+    # fitted once here rather than by every job that measures a set (2 s of SVD each)
+    pca = FeatureSpace.fit(flat(data.train, data.levels))
     return {
         "levels": data.levels,
         "shape": list(data.shape),
         "learned": model.encoder.state_dict(),
         "contrastive": contrastive_encoder.state_dict(),
         "random": random.state_dict(),
+        "pca": {"mean": torch.from_numpy(pca.mean), "components": torch.from_numpy(pca.components)},
         "summary": summary,
     }
 

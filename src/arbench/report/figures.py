@@ -16,7 +16,8 @@ from arbench.core import plan  # noqa: E402
 from arbench.core.contracts import CURVE  # noqa: E402
 from arbench.core.files import atomic_write  # noqa: E402
 from arbench.data.splits import shown_test_images  # noqa: E402
-from arbench.metrics.measures import flat, nearest  # noqa: E402
+from arbench.metrics.measures import nearest  # noqa: E402
+from arbench.metrics.spaces import flat  # noqa: E402
 
 
 def image_grid(images: np.ndarray, levels: int, columns: int) -> np.ndarray:
