@@ -45,7 +45,7 @@ from arbench.metrics.measures import (
     prdc,
     two_sample_test,
 )
-from arbench.metrics.spaces import ENCODERS, FeatureSpace, FeatureSpaces, flat
+from arbench.metrics.spaces import ENCODERS, FeatureSpaces, flat
 
 TEST_IMAGES = 1_000
 
@@ -56,7 +56,6 @@ class Reference:
 
     data: object
     spaces: FeatureSpaces
-    pca: FeatureSpace
     test: np.ndarray  # the test images compared with (a random subset of at most TEST_IMAGES)
     train_pixels: np.ndarray
     scales: dict[str, float]  # per space, the test features' spread: distances read in its units
@@ -70,19 +69,19 @@ class Reference:
             test = test[np.sort(rng.choice(len(test), TEST_IMAGES, replace=False))]
         train_pixels = flat(data.train, data.levels)
         unscaled = {space: 1.0 for space in SPACES}
-        reference = cls(data, spaces, spaces.pca, test, train_pixels, unscaled, {})
+        reference = cls(data, spaces, test, train_pixels, unscaled, {})
         raw = reference.features(test)
         reference.scales = {
             space: float(np.sqrt(((raw[space] - raw[space].mean(0)) ** 2).sum(1).mean())) or 1.0
             for space in SPACES
         }
-        reference.test_features = reference.features(test)
+        reference.test_features = {space: raw[space] / reference.scales[space] for space in SPACES}
         return reference
 
     def features(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Each space's features, divided by the spread of the test images' features in it."""
         found = {space: self.spaces.embed(images, space) for space in ENCODERS}
-        found["pca"] = self.pca(flat(images, self.data.levels))
+        found["pca"] = self.spaces.pca(flat(images, self.data.levels))
         return {space: values / self.scales[space] for space, values in found.items()}
 
 
