@@ -385,6 +385,7 @@ STAGES = [
     "arbench.sample",
     "arbench.evaluate",
     "arbench.complete",
+    "arbench.examine",
     "arbench.features",
     "arbench.quality",
     "arbench.metric_check",

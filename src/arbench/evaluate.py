@@ -36,6 +36,8 @@ def evaluate(
     checkpoints.check_fits(model, model_path, data, data_path)
     on = resolve_device(device) if isinstance(model, torch.nn.Module) else torch.device("cpu")
     bound = None
+    if on.type == "cuda":  # this evaluation's peak, not that of work before it in the process
+        torch.cuda.reset_peak_memory_stats(on)
     if isinstance(model, torch.nn.Module):
         model.to(on).eval()
         nll = np.concatenate(

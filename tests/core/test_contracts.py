@@ -5,6 +5,7 @@ command that makes it again, never in a library's traceback or a silently change
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from arbench import complete, evaluate, features, metric_check, quality, sample
+from arbench.core import contracts as core_contracts
 from arbench.core.contracts import (
     COMPLETION,
     COMPLETIONS,
@@ -27,8 +29,8 @@ from arbench.core.contracts import (
     DamagedFile,
     plainly,
 )
-from arbench.damaged import scan
 from arbench.data.format import load_dataset, save_dataset
+from arbench.hooks.damaged import scan
 from arbench.metrics.spaces import FeatureSpaces
 from arbench.train import train
 from arbench.training.checkpoints import CheckpointError, IncompatibleModel, load_model
@@ -150,6 +152,30 @@ EDITS = {
     "curve": lambda p: p.write_text(p.read_text().replace("\n2,", "\n2,nan,", 1)),
 }
 DAMAGE = {"truncated": truncated, "emptied": emptied, "overwritten": overwritten, "edited": None}
+RULES = Path(__file__).resolve().parents[2] / "workflow" / "rules"
+
+
+def writers() -> dict[str, str]:
+    """Each kind of file (`core.plan.LAYOUT`) and the workflow rule whose output it is."""
+    found = {}
+    for rules in RULES.glob("*.smk"):
+        for block in re.split(r"^rule ", rules.read_text(), flags=re.MULTILINE)[1:]:
+            name = block.split(":", 1)[0]
+            output = re.search(r"^    output:\n(.*?)^    \w+:", block, re.MULTILINE | re.DOTALL)
+            for kind in re.findall(r'plan\.path\("(\w+)"', output.group(1) if output else ""):
+                found[kind] = name
+    return found
+
+
+def test_the_rule_a_damaged_file_names_is_the_rule_that_writes_it():
+    kinds = writers()
+    assert {"data", "samples", "nll", "completion", "model", "curve"} <= set(kinds)
+    assert kinds["nll"] == "examine" and kinds["samples"] == "sample"
+    contracts = [c for c in vars(core_contracts).values() if hasattr(c, "rule")]
+    assert len(contracts) >= 10
+    rules = set(kinds.values())
+    for contract in contracts:
+        assert contract.rule in rules, f"{contract.kind} names the rule {contract.rule}"
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
@@ -167,6 +193,8 @@ def test_a_damaged_file_is_refused_naming_it_and_how_to_remake_it(made, kind, da
     assert str(named) in message, message
     remedy = "Delete" if kind == "checkpoint" else "snakemake --cores all"
     assert remedy in message, message
+    if kind != "checkpoint":  # a training's own file, not a rule's output
+        assert f"(the {writers()[kind]} rule)" in message, message
     assert "\n" not in message
 
 

@@ -27,8 +27,8 @@ pytestmark = pytest.mark.slow
 
 NEURAL = {name for name, entry in MODELS.items() if entry.neural}
 DATASET_RULES = ("prepare", "features", "metric_check", "error_check")
-MODEL_RULES = ("train", "sample", "evaluate", "quality", "complete")
-GPU_RULES = {"train", "sample", "evaluate", "complete"}  # those that run a neural model
+MODEL_RULES = ("train", "sample", "examine", "quality")
+GPU_RULES = {"train", "sample", "examine"}  # those that run a neural model
 # A part of the tiny run, settings unchanged (so its results must equal the local run's): every
 # rule, a network and a mixture; each of its jobs is a separate sbatch submission.
 SUBMITTED = {

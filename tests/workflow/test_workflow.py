@@ -73,7 +73,7 @@ def jobs_in(output: str) -> set[tuple[str, str]]:
     return jobs
 
 
-MODEL_RULES = ("train", "sample", "evaluate", "quality", "complete")
+MODEL_RULES = ("train", "sample", "examine", "quality")
 # a dataset's feature spaces, metric check and error-bar check
 DATASET_RULES = ("prepare", "features", "metric_check", "error_check")
 ALL = (*DATASET_RULES, *MODEL_RULES)  # what a new dataset file reruns
@@ -112,7 +112,7 @@ def test_every_output_exists_and_is_well_formed(finished):
             assert metrics["bits_per_dim"] == pytest.approx(
                 metrics["nll_nats"] / (data.dims * np.log(2))
             )
-            for stage in ("train", "sample", "evaluate"):
+            for stage in ("train", "sample", "examine", "quality"):
                 assert (finished / "results/logs" / stage / dataset / f"{model}.log").exists()
                 assert (finished / "results/benchmarks" / stage / dataset / f"{model}.tsv").exists()
         assert (finished / "results/figures" / f"{dataset}_samples.png").exists()
@@ -272,7 +272,7 @@ def jobs_of(rules: tuple[str, ...], models=None, datasets=None) -> set[tuple[str
 MEASURING = ("quality", "metric_check", "error_check")  # the checks run the same measurements
 RETRAINED = jobs_of(MODEL_RULES) | jobs_of(("error_check",))  # a retrained NADE is drawn from again
 EDITS = {
-    "evaluate.py": jobs_of(("evaluate",)),
+    "evaluate.py": jobs_of(("examine",)),
     "quality.py": jobs_of(("quality",)),
     "metrics/measurement.py": jobs_of(MEASURING),
     "metrics/measures.py": jobs_of(MEASURING),
@@ -282,7 +282,8 @@ EDITS = {
     "metrics/error_bars.py": jobs_of(("error_check",)),
     "features.py": jobs_of(("features", *MEASURING)),
     "metrics/spaces.py": jobs_of(("features", *MEASURING)),
-    "complete.py": jobs_of(("complete",)),
+    "complete.py": jobs_of(("examine",)),
+    "examine.py": jobs_of(("examine",)),
     "sample.py": jobs_of(("sample", "quality")),  # new samples are measured again
     "report/__init__.py": set(),
     "report/figures.py": set(),

@@ -11,9 +11,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
-from arbench import advice, damaged
 from arbench.core import contracts, plan
 from arbench.core.code_inputs import code_digest
+from arbench.hooks import advice, damaged
 
 # Jobs run with Snakemake's own interpreter, unless they run in the rule's conda environment. Its
 # path reaches the jobs through the environment, not the command: Snakemake reruns a job whose

@@ -56,43 +56,20 @@ rule sample:
         "> {log} 2>&1"
 
 
-rule evaluate:
-    """Exact (or bounded) test log-likelihood, per image and summarised."""
+rule examine:
+    """One trained model against the test split, in one job (a job is mostly Python and torch
+    starting): the exact (or bounded) test log-likelihood, per image and summarised, and test
+    images whose bottom rows are hidden, completed, the true hidden pixels scored."""
     input:
         data=plan.path("data"),
         model=plan.path("model"),
     output:
-        metrics=plan.path("metrics"),
+        likelihood=plan.path("metrics"),
         nll=plan.path("nll"),
+        completion=plan.path("completion"),
+        completion_images=plan.path("completion_images"),
     params:
-        code=model_code("evaluate"),
-        device=config["device"],
-    threads: config["resources"]["threads"]
-    resources:
-        gpu=gpus,
-    log:
-        plan.path("log", stage="evaluate"),
-    benchmark:
-        plan.path("benchmark", stage="evaluate")
-    conda:
-        "../../envs/arbench.yaml"
-    shell:
-        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.evaluate '
-        "--data {input.data} "
-        "--model {input.model} --device {params.device} --out {output.metrics} --nll {output.nll} "
-        "> {log} 2>&1"
-
-
-rule complete:
-    """Complete test images whose bottom rows are hidden; score the true hidden pixels."""
-    input:
-        data=plan.path("data"),
-        model=plan.path("model"),
-    output:
-        summary=plan.path("completion"),
-        images=plan.path("completion_images"),
-    params:
-        code=model_code("complete"),
+        code=model_code("examine"),
         hidden_rows=config["completion"]["hidden_rows"],
         images=config["completion"]["images"],
         completions=config["completion"]["completions"],
@@ -102,14 +79,15 @@ rule complete:
     resources:
         gpu=gpus,
     log:
-        plan.path("log", stage="complete"),
+        plan.path("log", stage="examine"),
     benchmark:
-        plan.path("benchmark", stage="complete")
+        plan.path("benchmark", stage="examine")
     conda:
         "../../envs/arbench.yaml"
     shell:
-        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.complete '
-        "--data {input.data} --model {input.model} "
-        "--hidden-rows {params.hidden_rows} --images {params.images} "
-        "--completions {params.completions} --seed {params.seed} --device {params.device} "
-        "--out {output.summary} > {log} 2>&1"
+        'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.examine '
+        "--data {input.data} --model {input.model} --device {params.device} "
+        "--likelihood {output.likelihood} --nll {output.nll} "
+        "--completion {output.completion} --hidden-rows {params.hidden_rows} "
+        "--images {params.images} --completions {params.completions} --seed {params.seed} "
+        "> {log} 2>&1"

@@ -340,10 +340,10 @@ SAMPLES = Arrays(
         Array("seconds", "floats", 0),
     ),
 )
-NLLS = Arrays("per-image NLL file", "evaluate", (Array("nll", "floats", 1, per_image=True),))
+NLLS = Arrays("per-image NLL file", "examine", (Array("nll", "floats", 1, per_image=True),))
 COMPLETIONS = Arrays(
     "completions file",
-    "complete",
+    "examine",
     (
         Array("nll", "floats", 1, per_image=True),
         Array("shown", "integers", 1),
@@ -355,7 +355,7 @@ COMPLETIONS = Arrays(
 )
 LIKELIHOOD = Json(
     "likelihood summary",
-    "evaluate",
+    "examine",
     (
         "model",
         "exact",
@@ -370,7 +370,7 @@ LIKELIHOOD = Json(
 )
 COMPLETION = Json(
     "completion summary",
-    "complete",
+    "examine",
     (
         "model",
         "likelihood",

@@ -696,7 +696,7 @@ def run_results(datasets: dict[str, list[str]]) -> list[str]:
 
 
 DATASET_STAGES = ("features", "metric_check", "error_check")  # jobs per dataset, not prepare
-RUN_STAGES = ("train", "sample", "evaluate", "quality", "complete")  # jobs per training run
+RUN_STAGES = ("train", "sample", "examine", "quality")  # jobs per training run
 REPORT_FILES = (
     "report",
     "likelihoods",

@@ -1,7 +1,7 @@
 """What a failing run tells its user: the command they typed, repeated without what must not be,
 and each failed job's own last line read from Snakemake's log."""
 
-from arbench.advice import failed_jobs_summary, is_dry_run, user_command
+from arbench.hooks.advice import failed_jobs_summary, is_dry_run, user_command
 
 
 def test_the_users_command_is_repeated_as_typed_without_a_dry_run_or_earlier_forced_files():
