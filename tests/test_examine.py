@@ -55,3 +55,8 @@ def test_examine_refuses_a_model_of_other_images_and_leaves_nothing(mixture, tmp
     other = save_dataset(tmp_path / "other.npz", dict.fromkeys(SPLITS, wider), 2, {"source": "t"})
     assert examined(other, mixture, tmp_path / "out") == 1
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_examine_that_fails_completing_leaves_no_likelihood_behind(tiny_data, mixture, tmp_path):
+    assert examined(tiny_data, mixture, tmp_path / "out", "--hidden-rows", "1.5") == 1
+    assert not list((tmp_path / "out").iterdir())  # the evaluation had written its files

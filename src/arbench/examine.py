@@ -40,30 +40,36 @@ def main(argv: list[str] | None = None) -> int:
     completed.add_argument("--completions", type=positive_int, default=4)
     completed.add_argument("--seed", type=nonnegative_int, default=0)
     args = parser.parse_args(argv)
+    outputs = (
+        args.likelihood,
+        args.nll,
+        args.completion,
+        Path(args.completion).with_suffix(".npz"),
+    )
 
     def examine() -> None:
-        evaluate(args.data, args.model, args.likelihood, args.device, args.nll)
-        complete(
-            args.data,
-            args.model,
-            args.completion,
-            args.hidden_rows,
-            args.images,
-            args.completions,
-            args.seed,
-            args.device,
-        )
+        try:
+            evaluate(args.data, args.model, args.likelihood, args.device, args.nll)
+            complete(
+                args.data,
+                args.model,
+                args.completion,
+                args.hidden_rows,
+                args.images,
+                args.completions,
+                args.seed,
+                args.device,
+            )
+        except BaseException:  # all or nothing: no likelihood left without its completions
+            for output in outputs:
+                Path(output).unlink(missing_ok=True)
+            raise
 
     return run_stage(
         f"examine {args.model} on {args.data}",
         examine,
         inputs=(args.data, args.model),
-        outputs=(
-            args.likelihood,
-            args.nll,
-            args.completion,
-            Path(args.completion).with_suffix(".npz"),
-        ),
+        outputs=outputs,
     )
 
 
