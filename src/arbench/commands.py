@@ -29,8 +29,8 @@ TRAINED = {
 STAGES = {
     "prepare": "download (checked), generate or read a dataset; write it in the common format",
     "train": "fit one model on one dataset (networks checkpoint and resume)",
-    "examine": "evaluate and complete with one trained model: the workflow runs both in one job",
     "sample": "draw two sets of samples from a trained model (.npz)",
+    "examine": "evaluate, then complete, with one trained model: the workflow's job for both",
     "evaluate": "exact (or bounded) test NLL, per image and summarised",
     "complete": "complete test images whose bottom rows are hidden",
     "features": "learn a dataset's feature spaces",
