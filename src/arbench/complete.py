@@ -46,6 +46,11 @@ def hidden_region(shape, fraction: float) -> np.ndarray:
     return hidden.reshape(-1)
 
 
+def images_file(summary) -> Path:
+    """Where the completions and per-image NLLs go: beside the summary, as `.npz`."""
+    return Path(summary).with_suffix(".npz")
+
+
 def complete(
     data_path,
     model_path,
@@ -85,9 +90,8 @@ def complete(
         "conditional_nll_nats_se": standard_error,
         "seconds": seconds,
     }
-    out = Path(out)
     COMPLETIONS.write(
-        out.with_suffix(".npz"),
+        images_file(out),
         {
             "nll": nll,
             "shown": np.asarray(shown),
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             args.device,
         ),
         inputs=(args.data, args.model),
-        outputs=(args.out, Path(args.out).with_suffix(".npz")),
+        outputs=(args.out, images_file(args.out)),
     )
 
 

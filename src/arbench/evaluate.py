@@ -26,6 +26,11 @@ from arbench.training.checkpoints import load_model, resolve_device
 log = logging.getLogger("arbench.evaluate")
 
 
+def nll_file(summary, given=None) -> Path:
+    """Where the per-image NLLs go: `given`, or beside the summary as `.npz`."""
+    return Path(given) if given else Path(summary).with_suffix(".npz")
+
+
 def evaluate(
     data_path, model_path, out, device: str = "auto", nll_out=None, batch: int = 1000
 ) -> dict:
@@ -82,9 +87,7 @@ def evaluate(
         metrics["bound_monte_carlo_se"] = float(np.sqrt((monte_carlo**2).mean() / len(value)))
     if on.type == "cuda":
         metrics["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated(on)
-    out = Path(out)
-    nll_out = Path(nll_out) if nll_out else out.with_suffix(".npz")
-    NLLS.write(nll_out, {"nll": nll})
+    NLLS.write(nll_file(out, nll_out), {"nll": nll})
     LIKELIHOOD.write(out, metrics)
     kind = "exact" if model.exact else "upper bound"
     log.info("%s: test NLL %.3f +- %.3f nats (%s)", model_path, nll.mean(), standard_error, kind)
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         f"evaluate {args.model} on {args.data}",
         lambda: evaluate(args.data, args.model, args.out, args.device, args.nll),
         inputs=(args.data, args.model),
-        outputs=(args.out, args.nll or Path(args.out).with_suffix(".npz")),
+        outputs=(args.out, nll_file(args.out, args.nll)),
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from arbench.complete import complete
+from arbench.complete import complete, images_file
 from arbench.core.cli import nonnegative_int, positive_int, run_stage, stage_parser
 from arbench.evaluate import evaluate
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         args.likelihood,
         args.nll,
         args.completion,
-        Path(args.completion).with_suffix(".npz"),
+        images_file(args.completion),
     )
 
     def examine() -> None:

@@ -4,6 +4,7 @@ command that makes it again, never in a library's traceback or a silently change
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -155,6 +156,7 @@ DAMAGE = {"truncated": truncated, "emptied": emptied, "overwritten": overwritten
 RULES = Path(__file__).resolve().parents[2] / "workflow" / "rules"
 
 
+@functools.cache
 def writers() -> dict[str, str]:
     """Each kind of file (`core.plan.LAYOUT`) and the workflow rule whose output it is."""
     found = {}
