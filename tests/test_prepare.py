@@ -13,7 +13,7 @@ def test_cli_writes_dataset_and_sidecar(tmp_path):
     # the sidecar records the whole spec the data was made with: the given keys and defaults
     assert data.meta["spec"] == source_spec(spec) and data.meta["source"] == "atari"
     assert data.meta["spec"]["frames"] == 90 and data.meta["spec"]["frame_skip"] == 4
-    dropped = sum(data.meta["dropped_as_copies_of_train"].values())
+    dropped = sum(data.meta["dropped_as_repeats"].values())
     assert sum(data.meta["counts"].values()) + dropped == 90
     assert data.meta["duplicates"]["test"]["copies_of_train"] == 0  # dedupe is on
     assert data.labels is not None and set(data.labels) == {"train", "valid", "test"}

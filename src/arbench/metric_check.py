@@ -3,9 +3,10 @@
 `python -m arbench.metric_check --data D.npz --features F.pt --out C.json` measures the known-answer
 sets of `arbench.metrics.known_answers` exactly as the quality stage measures a model's samples (and
 the classifier test once more with a second classifier seed), says which metrics ranked them
-correctly for which part of the hypothesis (only those vote there in the verdict), and by how many
-standard errors the single Gaussian trails real images on each (the resolving power of the set
-size).
+correctly for its part of the hypothesis (only those are used there), and by how many standard
+errors each separates its part's defining set from real images (what chooses the primary metric
+and its margin, `arbench.metrics.known_answers`). The report judges them again with the errors
+the error-bar check calibrated.
 """
 
 from __future__ import annotations
@@ -16,16 +17,8 @@ from pathlib import Path
 
 from arbench.core.cli import positive_int, run_stage, stage_parser
 from arbench.core.contracts import METRIC_CHECK
-from arbench.core.plan import METRICS
 from arbench.data.format import load_dataset
-from arbench.metrics.known_answers import (
-    COPIES,
-    PROTOTYPES,
-    REAL,
-    judge,
-    known_sets,
-    resolving_power,
-)
+from arbench.metrics.known_answers import COPIES, PROTOTYPES, REAL, judge_all, known_sets
 from arbench.metrics.measurement import Reference, measure, set_size, summary_line
 from arbench.metrics.spaces import FeatureSpaces
 
@@ -52,24 +45,22 @@ def check(data_path, features_path, n: int, out, mixture_components: int = PROTO
         **made,
         "features": spaces.summary,
         "sets": measured,
-        "metrics": {metric: judge(metric, measured) for metric in METRICS},
+        "metrics": judge_all(measured),
         "copies_flagged": bool(
             copies["copied_fraction"] == 1.0
             and copies["novelty"]["value"] == 0.0
             and reals["novelty"]["value"] > 0
         ),
     }
-    # by how many standard errors one Gaussian trails real images, per metric that ranks right
-    result["resolving_power"] = resolving_power(result)
     METRIC_CHECK.write(out, result)
     for metric, judged in result["metrics"].items():
         log.info(
-            "%s: ranks the known sets right for %s", metric, ", ".join(judged["sound"]) or "no part"
+            "%s (%s): %s; separates the part's defining set from real by %.1f standard errors",
+            metric,
+            judged["part"],
+            "ranks the known sets right" if judged["sound"] else "fails a check",
+            judged["separation"]["standard_errors"],
         )
-    log.info(
-        "one Gaussian behind real images by %s standard errors",
-        ", ".join(f"{z:.1f} ({m})" for m, z in result["resolving_power"].items()) or "-",
-    )
     return result
 
 

@@ -34,7 +34,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes():
     assert levels == 8
     assert all(content_sha256(first[s]) == content_sha256(second[s]) for s in first)
     assert content_sha256(other["train"]) != content_sha256(first["train"])
-    dropped = sum(meta["dropped_as_copies_of_train"].values())
+    dropped = sum(meta["dropped_as_repeats"].values())
     assert sum(len(first[s]) for s in SPLITS) + dropped == 400
     # every game contributes whole episodes to every split, and every image names its game
     for counts in meta["episodes"].values():
@@ -44,23 +44,31 @@ def test_same_seed_same_bytes_other_seed_other_bytes():
         assert set(np.unique(first[f"{name}_labels"])) == {0, 1}
 
 
-def test_valid_and_test_hold_no_copy_of_a_training_frame_and_the_counts_say_so():
+def test_no_frame_repeats_another_in_any_split_and_the_counts_say_so():
     splits, _, meta = atari(SPEC, None)
     counts = duplicate_counts(images_of(splits))
-    assert counts["valid"]["copies_of_train"] == 0 and counts["test"]["copies_of_train"] == 0
+    for name in SPLITS:
+        assert counts[name].get("copies_of_train", 0) == 0
+        assert counts[name]["repeated_in_split"] == 0
     kept, _, _ = atari({**SPEC, "dedupe": False}, None)
-    undeduped = duplicate_counts(images_of(kept))
-    for name in ("valid", "test"):
-        assert undeduped[name]["copies_of_train"] == meta["dropped_as_copies_of_train"][name]
-        assert len(kept[name]) - len(splits[name]) == meta["dropped_as_copies_of_train"][name]
+    for name in SPLITS:
+        assert len(kept[name]) - len(splits[name]) == meta["dropped_as_repeats"][name]
+    # the training split loses its repeats too: the splits stay alike
+    assert meta["dropped_as_repeats"]["train"] > 0
 
 
-def test_dedupe_drops_exact_copies_only():
-    train = np.zeros((3, 1, 2, 2), np.uint8)
-    train[1, 0, 0, 0] = 1
-    images = np.stack([train[1], train[1] + 1, train[0]])
-    kept, labels, dropped = dedupe(images, np.arange(3), train)
-    assert dropped == 2 and labels.tolist() == [1] and np.array_equal(kept[0], train[1] + 1)
+def test_which_copy_survives_follows_the_play_not_the_split():
+    frame = np.zeros((1, 1, 2, 2), np.uint8)
+    other = frame + 1
+    images = {"train": np.concatenate([frame, other]), "valid": frame.copy(), "test": other}
+    labels = {name: np.arange(len(array)) for name, array in images.items()}
+    # the valid frame was played first: it stays, the training copy goes; the test frame was
+    # played after its training copy: it goes
+    order = {"train": np.array([5, 1]), "valid": np.array([0]), "test": np.array([2])}
+    kept, kept_labels, dropped = dedupe(images, labels, order)
+    assert dropped == {"train": 1, "valid": 0, "test": 1}
+    assert np.array_equal(kept["train"], other) and np.array_equal(kept["valid"], frame)
+    assert len(kept["test"]) == 0 and kept_labels["train"].tolist() == [1]
 
 
 def test_frames_are_recognisable_game_screens_not_blank():

@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "seed": 0,
     "device": "cpu",
-    # enough for the k-NN measures on subsets; the error-bar check draws 5 sets of each source
-    "samples": {"count": 30, "seed": 0, "error_draws": 5},
+    # enough for the k-NN measures on subsets; three draws of every model, the classifier test
+    # on one; the error-bar check draws 5 sets of each source
+    "samples": {"count": 30, "seed": 0, "draws": 3, "classifier_draws": 1, "error_draws": 5},
     "completion": {"hidden_rows": 0.5, "images": 3, "completions": 2, "seed": 0},
     "resources": {"gpu": 1, "threads": 1},
     "datasets": {

@@ -14,6 +14,7 @@ from snakemake.settings.types import DeploymentMethod
 from arbench.core import contracts, plan
 from arbench.core.code_inputs import code_digest
 from arbench.hooks import advice, damaged
+from arbench.metrics import bins
 
 # Jobs run with Snakemake's own interpreter, unless they run in the rule's conda environment. Its
 # path reaches the jobs through the environment, not the command: Snakemake reruns a job whose
@@ -92,17 +93,31 @@ def model_code(stage):
     return code
 
 
-def error_check_model(wildcards):
-    """The model file the error-bar check draws from (none where the dataset trains no network:
-    then it draws real images only)."""
-    run = plan.error_check_run(DATASETS[wildcards.dataset])
-    return [plan.path("model", dataset=wildcards.dataset, model=run)] if run else []
+PRIMARY = plan.primary_pair(config)
+
+
+def error_check_models(wildcards):
+    """The model files the error-bar check draws from: one of each family, the declared pair's
+    first runs where the dataset trains them."""
+    runs = plan.error_check_runs(DATASETS[wildcards.dataset], PRIMARY)
+    return [plan.path("model", dataset=wildcards.dataset, model=run) for run in runs]
 
 
 def error_check_code(wildcards):
-    """The digest of the error-bar check's entry module and of the model it draws from."""
-    run = plan.error_check_run(DATASETS[wildcards.dataset])
-    return code_digest("arbench.error_check", *([plan.model_entry(run).module] if run else []))
+    """The digest of the error-bar check's entry module and of the models it draws from."""
+    runs = plan.error_check_runs(DATASETS[wildcards.dataset], PRIMARY)
+    return code_digest("arbench.error_check", *sorted({plan.model_entry(r).module for r in runs}))
+
+
+def labelled_test(wildcards):
+    """The labelled test images the label classifier's accuracy is measured on, where the
+    dataset names them (`labelled_test`)."""
+    folder = config["datasets"][wildcards.dataset].get("labelled_test")
+    return [folder] if folder else []
+
+
+def ndb_bins(wildcards):
+    return bins.bins_for(config["samples"]["count"])
 
 
 def mixture_components(wildcards):

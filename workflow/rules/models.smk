@@ -29,15 +29,15 @@ rule train:
 
 
 rule sample:
-    """Draw two independent sets of samples from a trained model: the verdict chooses on one and
-    judges on the other."""
+    """Draw independent sets of samples from a trained model (`samples.draws` of them): their
+    spread is the error of the model's sample quality."""
     input:
         model=plan.path("model"),
     output:
         plan.path("samples"),
     params:
         code=model_code("sample"),
-        n=2 * config["samples"]["count"],
+        n=config["samples"]["draws"] * config["samples"]["count"],
         seed=config["samples"]["seed"],
         device=config["device"],
     threads: config["resources"]["threads"]

@@ -1,12 +1,19 @@
 rule features:
-    """A feature space learned on the dataset's training images, and a random one beside it."""
+    """A feature space learned on the dataset's training images, a random one beside it, and the
+    instruments that see modes: k-means bins of the training pixels (NDB) and, where labelled
+    images exist, a label classifier (the class histogram)."""
     input:
         data=plan.path("data"),
+        labelled_test=labelled_test,
     output:
         features=plan.path("features"),
         summary=plan.path("features_summary"),
     params:
         code=code_digest("arbench.features"),
+        bins=ndb_bins,
+        labelled_test=lambda wildcards, input: (
+            f"--labelled-test {input.labelled_test}" if input.labelled_test else ""
+        ),
     threads: config["resources"]["threads"]
     # the metric check waits on it, and the check is long: neither may end the run alone
     priority: 2
@@ -18,7 +25,8 @@ rule features:
         "../../envs/arbench.yaml"
     shell:
         'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.features '
-        "--data {input.data} --out {output.features} > {log} 2>&1"
+        "--data {input.data} --bins {params.bins} {params.labelled_test} "
+        "--out {output.features} > {log} 2>&1"
 
 
 rule metric_check:
@@ -47,17 +55,17 @@ rule metric_check:
 
 
 rule error_check:
-    """Every metric's standard error against the spread of independent draws of a set, from one
-    trained network and from the real images."""
+    """Every metric's standard error against the spread of independent draws of a set, from a
+    trained model of each family and from the real images: the calibration of every error."""
     input:
         data=plan.path("data"),
         features=plan.path("features"),
-        model=error_check_model,
+        models=error_check_models,
     output:
         plan.path("error_check"),
     params:
         code=error_check_code,
-        model=lambda wildcards, input: " ".join(f"--model {m}" for m in input.model),
+        models=lambda wildcards, input: " ".join(f"--model {m}" for m in input.models),
         n=config["samples"]["count"],
         draws=config["samples"]["error_draws"],
         device=config["device"],
@@ -71,12 +79,12 @@ rule error_check:
         "../../envs/arbench.yaml"
     shell:
         'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.error_check '
-        "--data {input.data} --features {input.features} {params.model} --n {params.n} "
+        "--data {input.data} --features {input.features} {params.models} --n {params.n} "
         "--draws {params.draws} --device {params.device} --out {output} > {log} 2>&1"
 
 
 rule quality:
-    """Sample-quality measurements of one model's samples."""
+    """Sample-quality measurements of one model's independent draws of samples."""
     input:
         data=plan.path("data"),
         features=plan.path("features"),
@@ -86,6 +94,8 @@ rule quality:
     params:
         code=code_digest("arbench.quality"),
         n=config["samples"]["count"],
+        draws=config["samples"]["draws"],
+        classifier_draws=config["samples"]["classifier_draws"],
     threads: config["resources"]["threads"]
     log:
         plan.path("log", stage="quality"),
@@ -95,8 +105,9 @@ rule quality:
         "../../envs/arbench.yaml"
     shell:
         'OMP_NUM_THREADS={threads} "$ARBENCH_PYTHON" -m arbench.quality '
-        "--data {input.data} --features {input.features} "
-        "--samples {input.samples} --n {params.n} --out {output} > {log} 2>&1"
+        "--data {input.data} --features {input.features} --samples {input.samples} "
+        "--n {params.n} --draws {params.draws} --classifier-draws {params.classifier_draws} "
+        "--out {output} > {log} 2>&1"
 
 
 rule report:
@@ -137,7 +148,9 @@ rule report:
         ),
     params:
         code=code_digest("arbench.report"),
-        inputs=json.dumps({**REPORT_INPUTS, "skipped": SKIPPED}, sort_keys=True),
+        inputs=json.dumps(
+            {**REPORT_INPUTS, "skipped": SKIPPED, "primary": list(PRIMARY)}, sort_keys=True
+        ),
     log:
         plan.path("report_log"),
     benchmark:

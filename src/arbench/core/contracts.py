@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from arbench.core.files import atomic_write
-from arbench.core.plan import METRICS
+from arbench.core.plan import ALWAYS_MEASURED
 
 
 class DamagedFile(ValueError):
@@ -311,7 +311,7 @@ def every_set(check: Callable[[dict], str | None]) -> Callable[[dict], str | Non
 def every_metric_judged(found) -> str | None:
     if not isinstance(found, dict):
         return "is not a mapping of metrics"
-    for metric in METRICS:
+    for metric in ALWAYS_MEASURED:
         if not isinstance(found.get(metric), dict) or not isinstance(
             found[metric].get("sound"), list
         ):
@@ -319,14 +319,39 @@ def every_metric_judged(found) -> str | None:
     return None
 
 
-def every_error_judged(found) -> str | None:
+def every_error_calibrated(found) -> str | None:
     if not isinstance(found, dict):
         return "is not a mapping of metrics"
-    for metric in METRICS:
+    for metric in ALWAYS_MEASURED:
         if not isinstance(found.get(metric), dict) or not isinstance(
-            found[metric].get("within"), bool
+            found[metric].get("scale"), int | float
         ):
-            return f"has no error-bar judgement of {metric}"
+            return f"has no calibration of {metric}"
+    return None
+
+
+def every_draw_measured(found) -> str | None:
+    """A model's draws: every metric but the classifier's value on each draw, numbers; the
+    classifier's measurements; the first draw against the test images' subsets."""
+    draws = found.get("draws") if isinstance(found, dict) else None
+    if not isinstance(draws, list) or not draws:
+        return "has no draws"
+    cheap = [m for m in ALWAYS_MEASURED if m != "c2st_accuracy"]
+    for index, draw in enumerate(draws):
+        missing = [m for m in cheap if not isinstance(draw.get(m), int | float)]
+        if missing:
+            return f"draw {index} has no {missing[0]}"
+    classifier = found.get("c2st_accuracy")
+    if not isinstance(classifier, list) or not classifier:
+        return "has no classifier test"
+    if not all(
+        isinstance(test, dict)
+        and all(isinstance(test.get(k), int | float) for k in ("value", "se"))
+        for test in classifier
+    ):
+        return "has a classifier test without its value and error"
+    if not isinstance(found.get("reference"), dict):
+        return "has no values against the test images' subsets"
     return None
 
 
@@ -384,20 +409,20 @@ COMPLETION = Json(
 QUALITY = Json(
     "sample-quality file",
     "quality",
-    ("dataset", "test_images", "test_pixels", "model", "selection"),
-    {"model": measurements(tuple(METRICS)), "selection": measurements(tuple(METRICS))},
+    ("dataset", "images_per_set", "test_images", "test_pixels", "model"),
+    {"model": every_draw_measured},
 )
 METRIC_CHECK = Json(
     "metric check",
     "metric_check",
     ("dataset", "images_per_set", "sets", "metrics", "dropped_mode", "prototypes"),
-    {"sets": every_set(measurements(tuple(METRICS))), "metrics": every_metric_judged},
+    {"sets": every_set(measurements(ALWAYS_MEASURED)), "metrics": every_metric_judged},
 )
 ERROR_CHECK = Json(
     "error-bar check",
     "error_check",
-    ("dataset", "images_per_set", "tolerance", "metrics", "draws"),
-    {"metrics": every_error_judged},
+    ("dataset", "images_per_set", "level", "metrics", "draws"),
+    {"metrics": every_error_calibrated},
 )
 VERDICTS = Json("verdicts", "report", ())
 FEATURES_SUMMARY = Json(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 # Keys of a dataset entry in the workflow config that steer the workflow rather than describe
 # the data: they never reach the data source.
-WORKFLOW_KEYS = ("models", "overrides", "optional")
+WORKFLOW_KEYS = ("models", "overrides", "optional", "labelled_test")
 
 # Settings every neural model trains with (minibatch gradient descent, early stopping).
 TRAINING_DEFAULTS = {
@@ -352,11 +352,13 @@ SOURCES = {
 }
 
 
-# The sample-quality metrics that may vote (`arbench.metrics.measures` defines each one's math), in
-# the feature spaces of `arbench.features` and the principal components of the pixels: which way
-# is better, and the parts of the hypothesis each may vote in: **fidelity** (samples lie where
-# real images do) and **diversity** (they reach everywhere real images do). The classifier
-# two-sample test sees both at once; it votes in each part whose known-answer checks it passes
+# The sample-quality metrics (`arbench.metrics.measures`, `arbench.metrics.bins` and
+# `arbench.metrics.classes` define each one's math), in the feature spaces of `arbench.features`
+# and the principal components of the pixels: which way is better, and the one part of the
+# hypothesis each measures: **fidelity** (samples lie where real images do) or **diversity** (they
+# reach everywhere real images do). A metric counts in one part only: the classifier two-sample
+# test sees both at once and is read as fidelity; NDB, its divergence and the class histogram
+# see modes. A metric is used only where it ranks its part's known-answer sets right
 # (`arbench.metrics.known_answers`).
 SPACES = ("learned", "contrastive", "random", "pca")
 FIDELITY, DIVERSITY = "fidelity", "diversity"
@@ -366,10 +368,20 @@ METRICS = {
     **{f"kid_{space}": ("lower", (FIDELITY,)) for space in SPACES},
     "precision": ("higher", (FIDELITY,)),
     "density": ("higher", (FIDELITY,)),
+    "c2st_accuracy": ("lower", (FIDELITY,)),
     "recall": ("higher", (DIVERSITY,)),
     "coverage": ("higher", (DIVERSITY,)),
-    "c2st_accuracy": ("lower", (FIDELITY, DIVERSITY)),
+    "ndb": ("lower", (DIVERSITY,)),
+    "ndb_jsd": ("lower", (DIVERSITY,)),
+    "class_histogram": ("lower", (DIVERSITY,)),
 }
+# Measured only where the dataset has labelled images to train the label classifier on
+LABELLED_METRICS = ("class_histogram",)
+ALWAYS_MEASURED = tuple(m for m in METRICS if m not in LABELLED_METRICS)
+
+
+def part_of(metric: str) -> str:
+    return METRICS[metric][1][0]
 
 
 # How long a download may go on before it is cut off and retried (arbench.data.download).
@@ -593,12 +605,35 @@ def hidden_rows(height: int, fraction: float) -> int:
     return rows
 
 
-def error_check_run(runs: list[str]) -> str | None:
-    """The training run the error-bar check draws sets from: a dataset's first network's first
-    run (None where the dataset trains no network)."""
-    return next(
-        (run for run in runs if model_entry(run).neural and replicate_of(run)[1] == 0), None
-    )
+# The study's declared comparison, fixed before any number: the seed's own pair, MADE against
+# the Gaussian mixture fitted as the original study fitted it (on whitened principal components)
+PRIMARY_PAIR = ("made", "pca_gmm")
+
+
+def primary_pair(config: dict) -> tuple[str, str]:
+    """The (autoregressive, mixture) pair a config declares its primary comparison."""
+    pair = tuple(config.get("comparison", {}).get("primary", PRIMARY_PAIR))
+    families = tuple(model_entry(m).family for m in pair)
+    if families != ("autoregressive", "mixture"):
+        raise SettingsError(
+            f"comparison.primary: {list(pair)} must name an autoregressive model, then a "
+            f"mixture; their families are {list(families)}"
+        )
+    return pair
+
+
+def error_check_runs(runs: list[str], pair=PRIMARY_PAIR) -> list[str]:
+    """The training runs the error-bar check draws sets from: the first run of each model of
+    the declared pair on the dataset, and where one is missing, the first run of the first
+    model of its family, so that both families are drawn from where both are trained."""
+    chosen = [model for model in pair if model in runs]
+    families = {model_entry(run).family for run in chosen}
+    for run in runs:
+        family = model_entry(run).family
+        if replicate_of(run)[1] == 0 and family not in families:
+            chosen.append(run)
+            families.add(family)
+    return chosen
 
 
 def largest_mixture(config: dict, dataset: str, runs: list[str]) -> int:

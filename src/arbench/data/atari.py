@@ -12,8 +12,12 @@ Preprocessing follows the literature, each step an option of the spec:
 - frames are sparse: long episodes of random play (`episode_steps` agent steps), a frame recorded
   every `record_every` steps and kept with probability `keep_probability`, so that near-identical
   consecutive screens do not fill the set;
-- whole episodes go to train, valid or test, and with `dedupe` the valid and test frames that are
-  exact copies of a training frame are dropped (the counts go to the sidecar).
+- whole episodes go to train, valid or test, and with `dedupe` every frame that repeats an
+  earlier frame of the play (in any episode of any game, once binarized or quantized) is dropped
+  from whichever split it fell in (the counts go to the sidecar): no test frame copies a training
+  frame, and since which copy survives depends on the order of play, not on the split, the
+  three splits stay exchangeable (dropping only the valid and test copies of training frames
+  left the training split with the common frames the others had lost).
 
 Each image is labelled with its game. The same spec and seed give the same bytes.
 """
@@ -218,11 +222,25 @@ def binarize(frames: np.ndarray, method: str, threshold: float) -> np.ndarray:
     return (distance > threshold * 255).astype(np.uint8).reshape(frames.shape)
 
 
-def dedupe(images: np.ndarray, labels: np.ndarray, train: np.ndarray):
-    """Drop the images that are exact copies of a training image; returns them and the count."""
-    seen = {row.tobytes() for row in train.reshape(len(train), -1)}
-    keep = np.array([row.tobytes() not in seen for row in images.reshape(len(images), -1)])
-    return images[keep], labels[keep], int((~keep).sum())
+def dedupe(images: dict, labels: dict, order: dict) -> tuple[dict, dict, dict]:
+    """Every split without the frames that repeat an earlier frame of the play (by `order`, the
+    position of each frame in the play), and how many each split lost."""
+    names = list(images)
+    split = np.concatenate([np.full(len(images[n]), i) for i, n in enumerate(names)])
+    position = np.concatenate([np.arange(len(images[n])) for n in names])
+    played = np.argsort(np.concatenate([order[n] for n in names]), kind="stable")
+    flat = np.concatenate([images[n].reshape(len(images[n]), -1) for n in names])
+    seen, keep = set(), np.zeros(len(flat), dtype=bool)
+    for index in played:
+        key = flat[index].tobytes()
+        keep[index] = key not in seen
+        seen.add(key)
+    kept_images, kept_labels, dropped = {}, {}, {}
+    for i, name in enumerate(names):
+        mine = np.sort(position[(split == i) & keep])
+        kept_images[name], kept_labels[name] = images[name][mine], labels[name][mine]
+        dropped[name] = int(len(images[name]) - len(mine))
+    return kept_images, kept_labels, dropped
 
 
 def atari(spec: dict, resources: Path) -> tuple[dict, int, dict]:
@@ -236,6 +254,8 @@ def atari(spec: dict, resources: Path) -> tuple[dict, int, dict]:
 
     parts = {name: [] for name in SPLITS}
     labels = {name: [] for name in SPLITS}
+    orders = {name: [] for name in SPLITS}  # each frame's position in the whole play
+    played = 0
     episode_counts = {}
     for index, (game, n_frames) in enumerate(zip(games, per_game, strict=True)):
         episodes = play_episodes(game, int(n_frames), spec, seed=spec["seed"] + index)
@@ -247,6 +267,10 @@ def atari(spec: dict, resources: Path) -> tuple[dict, int, dict]:
                 "lower episode_steps or raise frames"
             ) from None
         frames = {name: np.concatenate([episodes[i] for i in ids]) for name, ids in groups.items()}
+        starts = played + np.cumsum([0, *(len(e) for e in episodes)])
+        for name, ids in groups.items():
+            orders[name].append(np.concatenate([np.arange(starts[i], starts[i + 1]) for i in ids]))
+        played = starts[-1]
         if spec["autocontrast"] and spec["binarize"] is None:
             reference = frames["train"]  # the game's own range, read off training frames only
             frames = {name: autocontrast(array, reference) for name, array in frames.items()}
@@ -266,13 +290,12 @@ def atari(spec: dict, resources: Path) -> tuple[dict, int, dict]:
         images = {name: quantize(array, levels) for name, array in images.items()}
     dropped = {}
     if spec["dedupe"]:
+        order = {name: np.concatenate(chunks) for name, chunks in orders.items()}
+        images, labels, dropped = dedupe(images, labels, order)
         for name in ("valid", "test"):
-            images[name], labels[name], dropped[name] = dedupe(
-                images[name], labels[name], images["train"]
-            )
             if not len(images[name]):
                 raise ValueError(
-                    f"Atari: every {name} frame copies a training frame; raise record_every or "
+                    f"Atari: every {name} frame repeats an earlier frame; raise record_every or "
                     "frames, or set dedupe: false"
                 )
     splits = {**images, **{f"{name}_labels": array for name, array in labels.items()}}
@@ -283,7 +306,7 @@ def atari(spec: dict, resources: Path) -> tuple[dict, int, dict]:
         "episodes": episode_counts,
         "label_names": games,
         "crops": {game: game_crop(game, spec["crop"]) for game in games},
-        "dropped_as_copies_of_train": dropped,
+        "dropped_as_repeats": dropped,
     }
     return splits, levels, meta
 

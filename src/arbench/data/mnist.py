@@ -133,6 +133,23 @@ def _idx_images(path: Path) -> np.ndarray:
     return images
 
 
+def idx_test_split(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The canonical MNIST test digits and their labels from the IDX files in `folder`
+    (gzip-compressed or not), each checked by its published md5 where gzip-compressed."""
+    found = []
+    files = (("t10k-images-idx3-ubyte", _idx_images), ("t10k-labels-idx1-ubyte", _idx_labels))
+    for name, reader in files:
+        path = folder / f"{name}.gz"
+        if not path.exists():
+            path = folder / name
+        if path.suffix == ".gz" and file_digest(path, "md5") != IDX_FILES_MD5[path.name]:
+            raise VerificationError(
+                f"{path}: md5 differs from the published {IDX_FILES_MD5[path.name]}"
+            )
+        found.append(reader(path))
+    return found[0], found[1]
+
+
 def binarized_mnist(spec: dict, resources: Path) -> tuple[dict, int, dict]:
     """The fixed binarization used by the NADE and MADE papers, verified by decoded content."""
     spec = source_spec({**spec, "source": "binarized_mnist"})

@@ -15,9 +15,12 @@ and lift recall): real images with a fifth of them replaced by one-Gaussian draw
 images; and as many prototypes as the dataset's largest mixture has components, each drawn with
 per-pixel noise (what a mixture of Bernoullis' samples are). None of these is richer than real.
 
-A metric votes in a part of the hypothesis only where it passes that part's checks
-(`arbench.core.plan.METRICS` names the parts each metric may vote in):
+A metric is used in its part of the hypothesis (`arbench.core.plan.METRICS` names it) only
+where it passes that part's checks:
 
+- **both parts**: two real splits read alike (the training images beside the held-out valid
+  images, within two standard errors: a reference the sets are not exchangeable with fails
+  here), and one Gaussian no better than the training images;
 - **fidelity**: the Gaussian, the blurred and the noisiest set behind real images beyond two
   standard errors, and no noise level ahead of a lower one beyond two standard errors; the
   classifier test must pass them with a second classifier seed too;
@@ -30,17 +33,22 @@ Kynkäänniemi et al. 2019, Naeem et al. 2020): the verdict reads every metric a
 set's own value (`arbench.metrics.measures.no_better_than_real`), so such a score gains nothing;
 the check records it.
 
-**Resolving power**: a set size is part of the instrument. A metric votes on a dataset only where
-it puts the check's single Gaussian behind real images by more than `RESOLVING_SES` standard
-errors itself; and the dataset is decided only where at least `RESOLVING_METRICS` voting metrics
-do, whatever the verdict's counts say.
+**What the check decides before any comparison** (`separation`, `margin`): each part's primary
+metric is the one, of those passing the part's checks, that separates the part's defining
+known-answer set from real images by the most standard errors (fidelity: one Gaussian against
+the valid images; diversity: the mode-dropped set against as many valid images); its margin of
+equivalence is `MARGIN_SHARE` of that separation in the metric's own units: a difference
+smaller than a quarter of what a moment-matched Gaussian (or a dropped mode) does to the metric
+is called equal.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from arbench.core.plan import DIVERSITY, FIDELITY, METRICS
+from arbench.core.plan import DIVERSITY, FIDELITY, METRICS, part_of
 from arbench.metrics.measures import better_by, nearest
 from arbench.metrics.spaces import flat
 
@@ -104,38 +112,38 @@ def digit_labels(images: np.ndarray) -> np.ndarray:
     return vote.predict(pooled(images))
 
 
-def valid_modes(data, seed: int = 0) -> tuple[np.ndarray, list[str], str]:
+def valid_modes(data, seed: int = 0) -> tuple[np.ndarray, list[str]]:
     """A mode for every valid image, defined outside the feature spaces the metrics use: its
     label where the data have two or more; the digit its nearest labelled MNIST digits show on
     the binarized MNIST, which has no labels; otherwise its k-means cluster of the pixels.
-    Returns the modes, their names, and what they are."""
+    Returns the modes and, per mode, what it is in words."""
     from sklearn.cluster import KMeans
 
     if data.labels and len(np.unique(data.labels["valid"])) > 1:
-        return data.labels["valid"], data.meta.get("label_names") or [], "label"
+        modes = data.labels["valid"]
+        names = data.meta.get("label_names") or [str(m) for m in range(modes.max() + 1)]
+        return modes, [f"the images labelled {name}" for name in names]
     if data.meta.get("source") == "binarized_mnist":
-        return digit_labels(data.valid), [str(d) for d in range(10)], "digit (nearest neighbours)"
+        return digit_labels(data.valid), [
+            f"the digit {d} (by its 5 nearest labelled MNIST digits)" for d in range(10)
+        ]
     pixels = flat(data.valid, data.levels)
     clusters = KMeans(MODES, n_init=4, random_state=seed).fit_predict(pixels)
-    return clusters, [], f"k-means cluster of the pixels, of {MODES}"
+    return clusters, [f"the largest of {MODES} k-means clusters of the pixels"] * MODES
 
 
 def mode_dropped(data, size: int, seed: int = 0):
     """Valid images without their largest mode (`valid_modes`), a real set of the same size
-    with every mode, and what was dropped."""
+    with every mode, and what was dropped, in words."""
     rng = np.random.default_rng(seed)
-    modes, names, kind = valid_modes(data, seed)
+    modes, names = valid_modes(data, seed)
     largest = int(np.bincount(modes).argmax())
     kept = np.flatnonzero(modes != largest)
     count = min(size, len(kept))
     dropped = data.valid[rng.choice(kept, count, replace=False)]
     matched = data.valid[rng.choice(len(data.valid), count, replace=False)]
-    name = names[largest] if largest < len(names) else str(largest)
-    return (
-        dropped,
-        matched,
-        f"{kind} {name} ({np.mean(modes == largest):.0%} of the valid images)",
-    )
+    share = np.mean(modes == largest)
+    return dropped, matched, f"{names[largest]}, {share:.0%} of the valid images"
 
 
 def prototypes(data, images: np.ndarray, clusters: int = PROTOTYPES, seed: int = 0):
@@ -183,6 +191,12 @@ def not_better(metric: str, measured: dict, a: str, b: str) -> dict:
     return {"passed": bool(gap <= 2 * se), "better_by": gap, "se": se}
 
 
+def alike(metric: str, measured: dict, a: str, b: str) -> dict:
+    """Do sets `a` and `b` read alike by `metric`, within two standard errors either way?"""
+    gap, se = better_by(metric, measured[a][metric], measured[b][metric])
+    return {"passed": bool(abs(gap) <= 2 * se), "better_by": gap, "se": se}
+
+
 NOISY = [f"noise {fraction:.0%}" for fraction in NOISE]
 
 REAL, GAUSSIAN, BLURRED, DROPPED, MATCHED, PROTOTYPE, COPIES = (
@@ -201,23 +215,22 @@ NOISY_PROTOTYPES = "mixture-sized prototypes, noisy"
 NEVER_RICHER = (*NOISY, GAUSSIAN_OUTLIERS, NOISE_OUTLIERS, NOISY_PROTOTYPES)
 SECOND_SEED = "c2st_accuracy_seed1"  # the classifier test with another classifier seed
 
-RESOLVING_SES = 3.0  # standard errors by which one Gaussian must trail real images
-RESOLVING_METRICS = 2  # on at least this many metrics that vote
-RESOLVES = f"one Gaussian more than {RESOLVING_SES:g} SE behind real"
-
-
-def trails_by(metric: str, measured: dict) -> float:
-    """By how many standard errors the single Gaussian trails the real images."""
-    gap, se = better_by(metric, measured[REAL][metric], measured[GAUSSIAN][metric])
-    return gap / se if se > 0 else (np.inf if gap > 0 else 0.0)
-
-
 def with_second_seed(measured: dict) -> dict:
     """The sets' measurements with the classifier test's accuracy that of its second seed."""
     return {
         name: {**found, "c2st_accuracy": found[SECOND_SEED]}
         for name, found in measured.items()
         if SECOND_SEED in found
+    }
+
+
+def shared_checks(metric: str, measured: dict) -> dict:
+    """What every part asks: a reference the real sets are exchangeable with."""
+    return {
+        "training images read as real": alike(metric, measured, COPIES, REAL),
+        "one Gaussian no better than training images": not_better(
+            metric, measured, GAUSSIAN, COPIES
+        ),
     }
 
 
@@ -237,7 +250,7 @@ def fidelity_checks(metric: str, measured: dict, seed_again: bool = True) -> dic
             "passed": not failed,
             "failed": failed,
         }
-    return checks
+    return {**checks, **shared_checks(metric, measured)}
 
 
 def diversity_checks(metric: str, measured: dict) -> dict:
@@ -247,44 +260,53 @@ def diversity_checks(metric: str, measured: dict) -> dict:
     }
     for name in NEVER_RICHER:
         checks[f"{name} no richer than real"] = not_better(metric, measured, name, REAL)
-    return checks
+    return {**checks, **shared_checks(metric, measured)}
 
 
 PART_CHECKS = {FIDELITY: fidelity_checks, DIVERSITY: diversity_checks}
+# The known-answer set that defines each part: what the primary metric must see best
+DEFINING = {FIDELITY: (GAUSSIAN, REAL), DIVERSITY: (DROPPED, MATCHED)}
+MARGIN_SHARE = 0.25  # of the defining set's separation from real: the margin of equivalence
+
+
+def separation(metric: str, measured: dict) -> dict:
+    """By how much the metric's part's defining set trails real images: in the metric's units
+    and in standard errors."""
+    worse_set, real = DEFINING[part_of(metric)]
+    gap, se = better_by(metric, measured[real][metric], measured[worse_set][metric])
+    return {"gap": gap, "se": se, "standard_errors": gap / se if se > 0 else math.inf}
 
 
 def judge(metric: str, measured: dict) -> dict:
-    """Per part the metric may vote in, the checks it must pass there and whether it passed
-    them; its resolving power; and whether it scores the prototypes beyond real images (what
-    the verdict's reading against real neutralises)."""
-    parts = {}
-    for part in METRICS[metric][1]:
-        checks = PART_CHECKS[part](metric, measured)
-        parts[part] = {"passed": all(c["passed"] for c in checks.values()), "checks": checks}
-    power = trails_by(metric, measured)
+    """The checks of the metric's part and whether it passed them; how far it separates the
+    part's defining set from real images, the margin that gives, and whether it scores the
+    prototypes beyond real images (what the verdict's reading against real neutralises)."""
+    part = part_of(metric)
+    checks = PART_CHECKS[part](metric, measured)
+    passed = all(c["passed"] for c in checks.values())
+    separated = separation(metric, measured)
     prototypes_beyond = better_by(metric, measured[PROTOTYPE][metric], measured[REAL][metric])
     return {
-        "parts": parts,
-        "sound": [part for part, found in parts.items() if found["passed"]],
-        RESOLVES: {"passed": bool(power > RESOLVING_SES), "standard_errors": power},
+        "part": part,
+        "parts": {part: {"passed": passed, "checks": checks}},
+        "sound": [part] if passed else [],
+        "separation": separated,
+        "margin": MARGIN_SHARE * abs(separated["gap"]),
         "prototypes_beyond_real": bool(prototypes_beyond[0] > 2 * prototypes_beyond[1]),
     }
 
 
-def sound(check: dict, metric: str) -> bool:
-    """Whether a metric ranks the known-answer sets right for a part it may vote in, whatever
-    the set size resolves."""
-    return bool(check["metrics"][metric]["sound"])
+def judge_all(measured: dict) -> dict[str, dict]:
+    """Every metric the sets were measured by, judged."""
+    first = next(iter(measured.values()))
+    return {metric: judge(metric, measured) for metric in METRICS if metric in first}
 
 
-def resolving_power(check: dict) -> dict[str, float]:
-    """Per metric that passed the checks of a part: by how many standard errors the single
-    Gaussian trails the real images (at the check's set size)."""
-    return {
-        metric: trails_by(metric, check["sets"])
-        for metric in check["metrics"]
-        if sound(check, metric)
-    }
+def primary(judged: dict[str, dict], part: str) -> str | None:
+    """The part's primary metric: of those passing its checks, the one separating its defining
+    set from real images by the most standard errors (None where none passes)."""
+    passing = [m for m, found in judged.items() if found["part"] == part and found["sound"]]
+    return max(passing, key=lambda m: judged[m]["separation"]["standard_errors"], default=None)
 
 
 def known_sets(data, size: int, mixture_components: int) -> tuple[dict, dict]:

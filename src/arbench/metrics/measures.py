@@ -210,16 +210,28 @@ def two_sample_test(candidates: np.ndarray, real: np.ndarray, levels: int, seed:
 
 
 def better_by(metric: str, first: dict, second: dict) -> tuple[float, float]:
-    """How much better `first` is than `second` by `metric` (negative: worse), and its SE."""
+    """How much better `first` is than `second` by `metric` (negative: worse), and its SE: the
+    two measurements' own errors and, where both were also measured against the same subsets of
+    the test images (`reference`), what those shared images add to the difference (paired)."""
     gap = first["value"] - second["value"]
     if METRICS[metric][0] == "lower":
         gap = -gap
-    return gap, math.hypot(first["se"], second["se"])
+    return gap, math.sqrt(first["se"] ** 2 + second["se"] ** 2 + shared_variance(first, second))
+
+
+def shared_variance(first: dict, second: dict) -> float:
+    """The variance the shared test images add to the difference of two measurements: the
+    spread of the difference of their values against the same subsets of the test images,
+    scaled as the subsets' standard error is (0 where either has none)."""
+    a, b = first.get("reference"), second.get("reference")
+    if not a or not b or len(a) != len(b):
+        return 0.0
+    return float(np.var(np.subtract(a, b), ddof=1)) * SUBSET_SCALE**2
 
 
 def no_better_than_real(metric: str, measured: dict, real: dict) -> dict:
     """`measured` as the verdict reads it: a value beyond the real set's own counts as the real
-    set's (its standard error kept), marked `beyond_real`."""
+    set's (its errors kept), marked `beyond_real`."""
     if better_by(metric, measured, real)[0] > 0:
-        return {"value": real["value"], "se": measured["se"], "beyond_real": measured["value"]}
-    return {"value": measured["value"], "se": measured["se"], "beyond_real": None}
+        return {**measured, "value": real["value"], "beyond_real": measured["value"]}
+    return {**measured, "beyond_real": None}

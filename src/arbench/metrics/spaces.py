@@ -140,6 +140,10 @@ class FeatureSpaces:
             encoder.load_state_dict(saved[name])
             self.encoders[name] = encoder.eval()
         self.pca = FeatureSpace(saved["pca"]["mean"].numpy(), saved["pca"]["components"].numpy())
+        # the instruments that see modes, fitted beside the spaces by the features stage
+        # (`arbench.metrics.bins`, `arbench.metrics.classes`): None where a file has none
+        self.bins = saved.get("bins")
+        self.classes = saved.get("classes")
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSpaces:

@@ -1,29 +1,47 @@
-"""The verdict on the study's hypothesis, per dataset, from measurements that passed their checks,
-with error bars that were checked, of models that had finished learning, at a set size that can
-tell a known-worse set from real images; and how often it comes out when everything it rests on
-is drawn again.
+"""The verdict on the study's hypothesis, per dataset, by a rule fixed before any number.
 
 The hypothesis: autoregressive models give richer samples than mixture models. "Richer" has two
-parts: the samples reach everywhere real images do (**diversity**: recall, coverage) without
-leaving where real images are (**fidelity**: Fréchet and kernel distances, precision, density);
-the classifier two-sample test sees both and votes in each part whose checks it passes. Each
-family is represented by one model, chosen on one draw of samples (`selection`): the model best by
-the most voting metrics there; the two representatives are then compared, metric by metric, on
-another, independent draw (`model`), so that a family with more members gains nothing from the
-noise of the draw it is judged on. Every value is read against the real set's own
-(`arbench.metrics.measures.no_better_than_real`). A model trained several times (`replicates`) is
-measured by the mean of its runs, whose standard error is the larger of the spread across runs and
-the runs' own. The rule is `RULE`; it asks of the mixture exactly what it asks of the
-autoregressive side.
+parts, each measured by one **primary metric** and reported with the others of its part as
+support: **diversity**, the samples reach everywhere real images do (recall, coverage, NDB and
+its divergence, the class histogram), and **fidelity**, they do not leave where real images are
+(Fréchet and kernel distances, precision, density, the classifier two-sample test). A metric
+counts in one part only.
 
-**How often it comes out** (`resampled`): the verdict is decided again on `RESAMPLES` resamples,
-each drawing anew what it rests on: which of the two draws chooses and which judges, one training
-run (seed) of every model, and the images of every set, the real set included (each set's values
-moved by the scaled deviation of one of its random subsets from their mean, which varies as a
-fresh set does (`arbench.metrics.measures.SUBSETS`) and keeps the metrics' correlations; the
-classifier, measured once, by a normal deviate of its standard error). The headline verdict is
-the outcome of at least `SHARE` of the resamples, or *unstable*. `pair_matrix` gives the same for
-every autoregressive training run against every mixture run, without choosing representatives.
+What is declared before any comparison, from the metric check alone (`declared`):
+
+- each part's primary metric: of the metrics that rank the part's known-answer sets right (with
+  the errors the error-bar check calibrated), the one that separates the part's defining set
+  from real images by the most standard errors (fidelity: one moment-matched Gaussian;
+  diversity: real images without their largest mode);
+- each part's margin of equivalence: `arbench.metrics.known_answers.MARGIN_SHARE` of that
+  separation, in the primary metric's units;
+- the comparisons: the primary pair (the seed's own: MADE against the Gaussian mixture on
+  whitened principal components, `arbench.core.plan.PRIMARY_PAIR`), then every autoregressive
+  model against every mixture (the family matrix), with no representative chosen by sample
+  metrics.
+
+How a model is measured (`model_values`): each training run's value is the mean over its
+independent draws of samples, its error their spread (the classifier test, run on fewer draws, has
+the larger of that and its binomial error as the error-bar check calibrated it); a model's value is
+the mean over its training runs (seeds), its error the larger of the spread between the runs and
+the runs' own, with the degrees of freedom of the one taken. A difference between two models adds
+what the shared test images bring (paired: `arbench.metrics.measures.better_by`) and is read with
+Student's t at the Welch-Satterthwaite degrees of freedom. Every value is read against the real
+images' own: a value better than real counts as real's.
+
+A part's finding (`compare`): *equal within the margin* when the 90% interval of the difference
+lies inside the margin (two one-sided tests at 5%); otherwise it *favours* a side when the 95%
+interval excludes zero; otherwise *not resolved*. The smallest difference the comparison could
+have detected (at 5%, with 80% power) is given beside it. The outcome (`outcome`): *supported*
+when diversity favours the autoregressive side and fidelity does not favour the mixture;
+*contradicted*, the same asked of the mixture; *equal within the margin* when diversity is;
+*not resolved* otherwise; *not tested* when diversity has no primary metric; *not decided*
+when a model of the pair had not finished learning. Over the family matrix the answer is the
+outcome every pair gives, or *model-dependent* with the pairs that differ.
+
+How often an outcome comes out (`agreement`): decided again on `RESAMPLES` resamples of the
+training runs and of each run's draws (drawn with replacement); the share giving the majority
+outcome.
 """
 
 from __future__ import annotations
@@ -32,80 +50,145 @@ import math
 from collections import Counter
 
 import numpy as np
+from scipy import stats
 
 from arbench.core.plan import DIVERSITY, FIDELITY, METRICS, PARTS, model_entry, replicate_of
-from arbench.metrics.known_answers import (
-    REAL,
-    RESOLVES,
-    RESOLVING_METRICS,
-    RESOLVING_SES,
-    trails_by,
-)
-from arbench.metrics.measures import SUBSET_SCALE, better_by, no_better_than_real
+from arbench.metrics.error_bars import calibrated
+from arbench.metrics.known_answers import MARGIN_SHARE, REAL, judge_all, primary
+from arbench.metrics.measures import SUBSET_SCALE, SUBSETS, no_better_than_real
 from arbench.training import convergence
 
-MARGIN = 2.0  # standard errors a difference must exceed to favour a side
-AGREEING = 2  # metrics that must pass their checks for a verdict
-SHARE = 0.8  # of the resamples a headline verdict must come out in
+CLASSIFIER = "c2st_accuracy"
+LEVEL = 0.05  # two-sided, of a difference's test
+POWER = 0.8  # of the smallest detectable difference
 RESAMPLES = 200
-UNSTABLE = "unstable"
 AUTOREGRESSIVE, MIXTURE = "autoregressive", "mixture"
 OTHER = {AUTOREGRESSIVE: MIXTURE, MIXTURE: AUTOREGRESSIVE}
-RULE = (
-    "A sample-quality metric votes in a part of the hypothesis (fidelity: Fréchet and kernel "
-    "distances, precision, density, and the classifier test; diversity: recall, coverage, and "
-    "the classifier test) only where, on the dataset, it ranked the known-answer sets of that "
-    "part right, its standard error matched the spread of at least 20 independent draws "
-    "(the error-bar check), and it puts one Gaussian more than "
-    f"{RESOLVING_SES:g} standard errors behind real images by itself. Each family is "
-    "represented by one model: the one best by the most voting metrics on a draw of samples kept "
-    "for the choice; the two representatives are compared on another, independent draw, the one "
-    "the tables show. Every value is read against the real images' own: a value better than "
-    "real counts as real's, no more. A metric favours a side when the difference exceeds "
-    f"{MARGIN:g} standard errors; a part favours a side when more of its voting metrics favour "
-    "that side than the other. The hypothesis is *supported* when diversity favours the "
-    "autoregressive side and fidelity does not favour the mixture (richer: reaching further "
-    "without leaving where real images are); *contradicted* when diversity favours the mixture "
-    "and fidelity does not favour the autoregressive side (the same, asked of the mixture); "
-    "*not resolved* otherwise (for example more diverse but less faithful). It is *not tested* "
-    f"when a family is missing, fewer than {AGREEING} metrics or no diversity metric votes. "
-    "Two gates come before: "
-    + convergence.RULE
-    + " And a dataset is *not decided* when, at its set size, the metric check's single "
-    f"Gaussian is behind real images by more than {RESOLVING_SES:g} standard errors on fewer "
-    f"than {RESOLVING_METRICS} metrics that would otherwise vote. The verdict is decided again on "
-    f"{RESAMPLES} resamples of the draws (which chooses, which judges), the seeds (one training "
-    "run of every model) and the images of every set; the headline is the outcome of at least "
-    f"{SHARE:.0%} of them, or *{UNSTABLE}*, with the shares."
-)
+EQUAL = "equal within the margin"
+SUPPORTED, CONTRADICTED = "supported", "contradicted"
+NOT_RESOLVED, NOT_TESTED, NOT_DECIDED = "not resolved", "not tested", "not decided"
+MODEL_DEPENDENT = "model-dependent"
+
+RULE = [
+    "The hypothesis has two parts: diversity (samples reach everywhere real images do) and "
+    "fidelity (samples stay where real images are).",
+    "Each part is decided by one primary metric, chosen by the metric check alone: of the "
+    "metrics that rank the part's known-answer sets right, the one that separates its defining "
+    "set from real images by the most standard errors (fidelity: one moment-matched Gaussian; "
+    "diversity: real images without their largest mode). The others are support.",
+    f"Each part's margin is {MARGIN_SHARE:.0%} of that separation, in the primary metric's "
+    "units: a smaller difference is called equal.",
+    "A model's value is the mean over its training runs (seeds) of the mean over each run's "
+    "independent draws of samples; its error the larger of the spread between runs and within "
+    "them. A difference adds what the shared test images bring, and is read with Student's t.",
+    "Values are read against real images: a value better than real counts as real's.",
+    f"A part is equal within the margin when the 90% interval of the difference lies inside it "
+    f"(two one-sided tests at {LEVEL:.0%}); otherwise it favours the side its 95% interval "
+    "excludes zero for; otherwise it is not resolved.",
+    "Supported: diversity favours the autoregressive model and fidelity does not favour the "
+    "mixture. Contradicted: the same asked of the mixture. Equal within the margin: diversity "
+    "is. Not resolved otherwise.",
+    "The primary comparison is the seed's own pair: MADE against the Gaussian mixture on "
+    "whitened principal components. The family question is every autoregressive model against "
+    "every mixture; its answer is the outcome all pairs give, or model-dependent.",
+    "A comparison with a model that had not finished learning is not decided. " + convergence.RULE,
+]
 
 
 def family(name: str) -> str:
     return model_entry(name).family
 
 
-def voting_parts(check: dict, errors: dict) -> dict[str, list[str]]:
-    """Per metric, the parts it votes in: those whose known-answer checks it passed, where its
-    error bar is within the error-bar check's tolerance and the set size resolves one Gaussian
-    from real images by itself (otherwise none)."""
-    votes = {}
-    for metric, judged in check["metrics"].items():
-        trusted = judged[RESOLVES]["passed"] and errors["metrics"][metric]["within"]
-        votes[metric] = list(judged["sound"]) if trusted else []
-    return votes
+# ---------------------------------------------------------------------------------------------
+# The metric check, with calibrated errors: what is declared before any comparison
+
+
+def calibrated_sets(check: dict, errors: dict) -> dict:
+    """The metric check's sets with every error as the error-bar check calibrated it."""
+    calibration = errors["metrics"]
+    sets = {}
+    for name, found in check["sets"].items():
+        sets[name] = dict(found)
+        for metric, value in found.items():
+            if isinstance(value, dict) and "se" in value:
+                base = CLASSIFIER if metric.startswith(CLASSIFIER) else metric
+                sets[name][metric] = {
+                    **value,
+                    "se": calibrated(value["se"], calibration.get(base)),
+                }
+    return sets
+
+
+def declared(check: dict, errors: dict) -> dict:
+    """The metric check judged with calibrated errors; per part its primary metric, margin and
+    supporting metrics."""
+    sets = calibrated_sets(check, errors)
+    judged = judge_all(sets)
+    parts = {}
+    for part in PARTS:
+        chosen = primary(judged, part)
+        parts[part] = {
+            "primary": chosen,
+            "margin": judged[chosen]["margin"] if chosen else None,
+            "separation": judged[chosen]["separation"] if chosen else None,
+            "support": [
+                m
+                for m, found in judged.items()
+                if found["part"] == part and found["sound"] and m != chosen
+            ],
+        }
+    return {"judged": judged, "parts": parts, "real": sets[REAL]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Models measured over their draws and training runs
+
+
+def run_values(model: dict, errors: dict, draws: list[int] | None = None) -> dict[str, dict]:
+    """One training run's value of every metric (`model`: its quality file's `model`): the mean
+    over its draws (`draws`: which, with repeats, for a resample), the error their spread."""
+    chosen = draws if draws is not None else list(range(len(model["draws"])))
+    values = {}
+    for metric in model["draws"][0]:
+        found = np.array([model["draws"][i][metric] for i in chosen])
+        values[metric] = {
+            "value": float(found.mean()),
+            "se": float(found.std(ddof=1) / math.sqrt(len(found))) if len(found) > 1 else 0.0,
+            "df": len(found) - 1,
+            "reference": model["reference"].get(metric),
+        }
+    tests = model[CLASSIFIER]
+    accuracies = np.array([t["value"] for t in tests])
+    spread = accuracies.std(ddof=1) / math.sqrt(len(tests)) if len(tests) > 1 else 0.0
+    calibration = errors["metrics"].get(CLASSIFIER)
+    given = math.sqrt(np.mean([calibrated(t["se"], calibration) ** 2 for t in tests]) / len(tests))
+    freedom = calibration["freedom"] if calibration and calibration["freedom"] else 1_000
+    values[CLASSIFIER] = {
+        "value": float(accuracies.mean()),
+        "se": float(max(spread, given)),
+        "df": len(tests) - 1 if spread > given else freedom,
+        "reference": None,
+    }
+    return values
 
 
 def pooled(runs: list[dict]) -> dict:
-    """One model's measurement over its training runs (seeds): their mean, with the larger of
-    the spread across runs (SD / sqrt(runs)) and the runs' own standard error of that mean."""
+    """A model's value of one metric over its training runs: their mean, the larger of the
+    spread between them (SD / sqrt(runs)) and their own errors, with its degrees of freedom."""
     values = np.array([run["value"] for run in runs])
     within = math.sqrt(sum(run["se"] ** 2 for run in runs)) / len(runs)
-    between = values.std(ddof=1) / math.sqrt(len(runs)) if len(runs) > 1 else 0.0
+    between = float(values.std(ddof=1) / math.sqrt(len(runs))) if len(runs) > 1 else 0.0
+    references = [run["reference"] for run in runs]
+    reference = None
+    if all(r is not None for r in references):
+        reference = np.mean(references, axis=0).tolist()
     return {
         "value": float(values.mean()),
-        "se": max(within, float(between)),
+        "se": max(within, between),
+        "df": len(runs) - 1 if between > within else sum(run["df"] for run in runs),
         "runs": len(runs),
-        "spread_between_runs": float(values.std(ddof=1)) if len(runs) > 1 else None,
+        "between_runs": between,
+        "reference": reference,
     }
 
 
@@ -116,303 +199,225 @@ def runs_by_model(names) -> dict[str, list[str]]:
     return runs
 
 
-def by_model(measured: dict[str, dict]) -> dict[str, dict]:
-    """Training runs' measurements (nade, nade.r1, ...) pooled per model, metric by metric (of
-    the metrics every run has)."""
+def model_values(quality: dict[str, dict], errors: dict, choice: dict | None = None) -> dict:
+    """Every model's value of every metric over its training runs (`quality`: run -> its quality
+    file). `choice`, for a resample: model -> [(run, [draws])]."""
+    values = {}
+    for model, names in runs_by_model(quality).items():
+        picked = choice[model] if choice else [(n, None) for n in names]
+        runs = [run_values(quality[n]["model"], errors, d) for n, d in picked]
+        values[model] = {metric: pooled([r[metric] for r in runs]) for metric in runs[0]}
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# One comparison
+
+
+def difference(metric: str, ours: dict, theirs: dict, real: dict) -> dict:
+    """How much better `ours` is than `theirs` by `metric` (both read against `real`), its
+    standard error and degrees of freedom."""
+    a = no_better_than_real(metric, ours, real)
+    b = no_better_than_real(metric, theirs, real)
+    gap = a["value"] - b["value"]
+    if METRICS[metric][0] == "lower":
+        gap = -gap
+    parts = [(a["se"] ** 2, a["df"]), (b["se"] ** 2, b["df"])]
+    if a.get("reference") and b.get("reference"):
+        shared = np.var(np.subtract(a["reference"], b["reference"]), ddof=1) * SUBSET_SCALE**2
+        parts.append((float(shared), SUBSETS - 1))
+    variance = sum(v for v, _ in parts)
+    spread = sum(v**2 / max(df, 1) for v, df in parts)
+    df = variance**2 / spread if spread > 0 else math.inf
     return {
-        model: {
-            metric: pooled([measured[n][metric] for n in names])
-            for metric in METRICS
-            if all(metric in measured[n] for n in names)
-        }
-        for model, names in runs_by_model(measured).items()
+        "ours": a["value"],
+        "theirs": b["value"],
+        "ours_beyond_real": a["beyond_real"],
+        "theirs_beyond_real": b["beyond_real"],
+        "better_by": gap,
+        "se": math.sqrt(variance),
+        "df": df,
     }
 
 
-def read_against_real(measured: dict[str, dict], real: dict) -> dict[str, dict]:
-    """Every model's measurements as the verdict reads them: no better than the real set's."""
+def quantile(p: float, df: float) -> float:
+    return float(stats.norm.ppf(p) if not math.isfinite(df) else stats.t.ppf(p, max(df, 1)))
+
+
+def compare(metric: str, ours: dict, theirs: dict, real: dict, margin: float | None) -> dict:
+    """A comparison on one metric: the difference, its intervals, its finding (which side it
+    favours, equal within the margin, or not resolved) and the smallest difference it could
+    have detected."""
+    found = difference(metric, ours, theirs, real)
+    gap, se, df = found["better_by"], found["se"], found["df"]
+    wide = quantile(1 - LEVEL / 2, df) * se
+    narrow = quantile(1 - LEVEL, df) * se
+    if margin is not None and -margin < gap - narrow and gap + narrow < margin:
+        finding = EQUAL
+    elif gap - wide > 0:
+        finding = AUTOREGRESSIVE
+    elif gap + wide < 0:
+        finding = MIXTURE
+    else:
+        finding = NOT_RESOLVED
     return {
-        model: {
-            metric: no_better_than_real(metric, found[metric], real[metric])
-            for metric in METRICS
-            if metric in found
-        }
-        for model, found in measured.items()
+        "metric": metric,
+        **found,
+        "interval": [gap - wide, gap + wide],
+        "margin": margin,
+        "finding": finding,
+        "detectable": (quantile(1 - LEVEL / 2, df) + quantile(POWER, df)) * se,
     }
 
 
-def ranked(metric: str, measured: dict[str, dict], models: list[str]) -> list[str]:
-    """`models` from best to worst by `metric`."""
-    sign = 1 if METRICS[metric][0] == "lower" else -1
-    return sorted(models, key=lambda m: sign * measured[m][metric]["value"])
-
-
-def representative(measured: dict[str, dict], models: list[str], voting: list[str]) -> str:
-    """The model of `models` best by the most of the `voting` metrics it was measured by (a metric
-    on which the best ties with another gives no one a win), ties broken by the mean rank."""
-    metrics = [m for m in voting if all(m in measured[model] for model in models)]
-    wins = dict.fromkeys(models, 0)
-    ranks = dict.fromkeys(models, 0.0)
-    for metric in metrics:
-        order = ranked(metric, measured, models)
-        for position, model in enumerate(order):
-            ranks[model] += position / len(metrics)
-        values = [measured[model][metric]["value"] for model in order]
-        if len(order) == 1 or values[0] != values[1]:
-            wins[order[0]] += 1
-    return max(models, key=lambda m: (wins[m], -ranks[m]))
-
-
-def favoured(gap: float, se: float) -> str | None:
-    if gap > MARGIN * se:
-        return AUTOREGRESSIVE
-    if gap < -MARGIN * se:
-        return MIXTURE
-    return None
-
-
-def evidence(
-    judged: dict[str, dict], selection: dict[str, dict], real: dict, votes: dict[str, list[str]]
-) -> list[dict]:
-    """One row per metric: the parts it votes in, the two families' representatives (chosen on
-    the `selection` draw), their values on the `judged` draw (read against the `real` set's) and
-    which side that favours. `judged` and `selection`: model (or training run) -> its
-    measurements on that draw."""
-    judged = read_against_real(judged, real)
-    selection = read_against_real(selection, real)
-    ours = [m for m in judged if family(m) == AUTOREGRESSIVE]
-    theirs = [m for m in judged if family(m) == MIXTURE]
-    voting = [m for m in METRICS if votes[m]]
-    if ours and theirs:
-        a = representative(selection, ours, voting)
-        b = representative(selection, theirs, voting)
-    rows = []
-    for metric in METRICS:
-        row = {"metric": metric, "parts": METRICS[metric][1], "votes": votes[metric]}
-        if ours and theirs:
-            gap, se = better_by(metric, judged[a][metric], judged[b][metric])
-            row.update(
-                autoregressive=a,
-                autoregressive_value=judged[a][metric],
-                mixture=b,
-                mixture_value=judged[b][metric],
-                better_by=gap,
-                se=se,
-                favours=favoured(gap, se),
-            )
-        rows.append(row)
-    return rows
-
-
-def findings(rows: list[dict]) -> dict[str, dict]:
-    """Per part of the hypothesis: its voting metrics, those favouring each side, and the side
-    the part favours (None: neither, or no metric of the part voted)."""
+def part_findings(ours: dict, theirs: dict, plan: dict) -> dict[str, dict]:
+    """Per part: the primary metric's comparison and the supporting metrics' (those both models
+    were measured by), and whether a supporting metric contradicts the primary's finding."""
+    real = plan["real"]
     found = {}
     for part in PARTS:
-        voting = [r for r in rows if part in r["votes"]]
-        ours = [r["metric"] for r in voting if r.get("favours") == AUTOREGRESSIVE]
-        theirs = [r["metric"] for r in voting if r.get("favours") == MIXTURE]
-        side = None
-        if len(ours) != len(theirs):
-            side = AUTOREGRESSIVE if len(ours) > len(theirs) else MIXTURE
+        chosen = plan["parts"][part]
+        if chosen["primary"] is None or chosen["primary"] not in ours:
+            found[part] = {"primary": None, "support": [], "finding": None, "disagree": []}
+            continue
+        main = compare(
+            chosen["primary"],
+            ours[chosen["primary"]],
+            theirs[chosen["primary"]],
+            real[chosen["primary"]],
+            chosen["margin"],
+        )
+        support = [
+            compare(m, ours[m], theirs[m], real[m], None)
+            for m in chosen["support"]
+            if m in ours and m in theirs
+        ]
+        sides = (AUTOREGRESSIVE, MIXTURE)
+        disagree = [
+            s["metric"]
+            for s in support
+            if s["finding"] in sides
+            and main["finding"] in sides
+            and s["finding"] != main["finding"]
+            or s["finding"] in sides
+            and main["finding"] == EQUAL
+        ]
         found[part] = {
-            "voting": [r["metric"] for r in voting],
-            AUTOREGRESSIVE: ours,
-            MIXTURE: theirs,
-            "favours": side,
+            "primary": main,
+            "support": support,
+            "finding": main["finding"],
+            "disagree": disagree,
         }
     return found
 
 
-def describe_part(part: str, found: dict) -> str:
-    if not found["voting"]:
-        return f"{part}: no metric voted"
-    side = found["favours"]
-    lead = f"{part} favours the {side} side" if side else f"{part} favours neither side"
-    return (
-        f"{lead} ({len(found[AUTOREGRESSIVE])} of {len(found['voting'])} voting metrics for the "
-        f"autoregressive side: {', '.join(found[AUTOREGRESSIVE]) or 'none'}; "
-        f"{len(found[MIXTURE])} for the mixture: {', '.join(found[MIXTURE]) or 'none'})"
-    )
+def outcome(parts: dict[str, dict]) -> str:
+    """The rule's outcome from the two parts' findings: symmetric in the two families."""
+    diversity, fidelity = parts[DIVERSITY]["finding"], parts[FIDELITY]["finding"]
+    if diversity is None:
+        return NOT_TESTED
+    if diversity == EQUAL:
+        return EQUAL
+    for side, answer in ((AUTOREGRESSIVE, SUPPORTED), (MIXTURE, CONTRADICTED)):
+        if diversity == side and fidelity != OTHER[side]:
+            return answer
+    return NOT_RESOLVED
 
 
-def still_improving(training: dict[str, dict | None]) -> dict[str, dict | None]:
-    """The training runs (of `training`: run -> how it ended) whose NLL was still falling faster
-    than `arbench.training.convergence.TOLERANCE` when they ended, whatever ended them."""
-    return {run: record for run, record in training.items() if convergence.unfinished(record)}
+def decide(ours: str, theirs: str, values: dict, plan: dict, unfinished: set[str]) -> dict:
+    """The outcome of one autoregressive model against one mixture."""
+    parts = part_findings(values[ours], values[theirs], plan)
+    held = sorted(run for run in unfinished if replicate_of(run)[0] in (ours, theirs))
+    if held:
+        return {"outcome": NOT_DECIDED, "parts": parts, "unfinished": held}
+    return {"outcome": outcome(parts), "parts": parts, "unfinished": []}
 
 
-def unfinished_reason(runs: dict[str, dict | None]) -> str:
-    parts = []
-    for run, record in runs.items():
-        if record is None:
-            parts.append(f"{run.upper()}'s training did not record how it ended")
-        elif record["improvement_per_epoch"] is None:
-            parts.append(f"{run.upper()} was ended by {record['ended_by']} at an unmeasured rate")
-        else:
-            unit = "iteration" if record["ended_by"] == convergence.ITERATION_CAP else "epoch"
-            parts.append(
-                f"{run.upper()} still improving ({record['improvement_per_epoch']:.3g} nats/{unit} "
-                f"when {record['ended_by']} ended it)"
+# ---------------------------------------------------------------------------------------------
+# The dataset's answer
+
+
+def resample_choice(quality: dict[str, dict], rng: np.random.Generator) -> dict:
+    """Training runs of every model, and draws of every run, drawn with replacement."""
+    choice = {}
+    for model, names in runs_by_model(quality).items():
+        picked = rng.choice(names, len(names))
+        choice[model] = [
+            (
+                n,
+                rng.integers(
+                    0, len(quality[n]["model"]["draws"]), len(quality[n]["model"]["draws"])
+                ).tolist(),
             )
-    return "; ".join(parts)
+            for n in picked
+        ]
+    return choice
 
 
-def sides_outcome(parts: dict[str, dict]) -> str:
-    """The rule's outcome from the side each part favours: symmetric in the two families."""
-    for side in (AUTOREGRESSIVE, MIXTURE):
-        if parts[DIVERSITY]["favours"] == side and parts[FIDELITY]["favours"] != OTHER[side]:
-            return "supported" if side == AUTOREGRESSIVE else "contradicted"
-    return "not resolved"
-
-
-def decide(
-    rows: list[dict],
-    check: dict,
-    errors: dict,
-    unfinished: dict[str, dict | None] | None = None,
-) -> dict:
-    """The outcome, its reason and the finding of each part, from the evidence rows, by `RULE`:
-    `check` and `errors`, the metric check and the error-bar check; `unfinished`, the training
-    runs still improving when they ended (`still_improving`)."""
-    parts = findings(rows)
-    if not rows or "favours" not in rows[0]:
-        return {
-            "outcome": "not tested",
-            "reason": "it needs an autoregressive model and a mixture",
-            "parts": parts,
-        }
-    if unfinished:
-        return {"outcome": "not decided", "reason": unfinished_reason(unfinished), "parts": parts}
-    voting = [r["metric"] for r in rows if r["votes"]]
-    trusted = [
-        m
-        for m in check["metrics"]
-        if check["metrics"][m]["sound"] and errors["metrics"][m]["within"]
-    ]
-    if len(trusted) >= AGREEING and len(voting) < RESOLVING_METRICS:
-        shown = ", ".join(f"{m} {trails_by(m, check['sets']):.1f}" for m in trusted)
-        return {
-            "outcome": "not decided",
-            "reason": (
-                f"this dataset cannot resolve the question at {check['images_per_set']} "
-                f"images a set: of the metrics that rank the known sets right with checked "
-                f"error bars, one Gaussian trails real images by more than {RESOLVING_SES:g} "
-                f"standard errors on {len(voting)} ({shown}); {RESOLVING_METRICS} are needed"
-            ),
-            "parts": parts,
-        }
-    if len(voting) < AGREEING or not parts[DIVERSITY]["voting"]:
-        return {
-            "outcome": "not tested",
-            "reason": f"{len(voting)} metric(s) vote on this dataset, "
-            f"{len(parts[DIVERSITY]['voting'])} of them of diversity; at least {AGREEING}, and "
-            "one of diversity, are needed",
-            "parts": parts,
-        }
-    reason = "; ".join(describe_part(part, parts[part]) for part in (DIVERSITY, FIDELITY))
-    return {"outcome": sides_outcome(parts), "reason": reason, "parts": parts}
-
-
-def verdict(
-    judged: dict[str, dict],
-    selection: dict[str, dict],
-    check: dict,
-    errors: dict,
-    unfinished: dict[str, dict | None],
-) -> tuple[list[dict], dict]:
-    """The evidence rows and the decision on the draws as measured, every model's training runs
-    pooled. `judged`, `selection`: training run -> its measurements on that draw."""
-    votes = voting_parts(check, errors)
-    rows = evidence(by_model(judged), by_model(selection), check["sets"][REAL], votes)
-    return rows, decide(rows, check, errors, unfinished)
-
-
-def redrawn(found: dict, rng: np.random.Generator) -> dict:
-    """One set's measurements as a fresh draw of its images might give them: each moved by the
-    deviation of one random subset's estimate (the same subset for every metric) from the
-    subsets' mean, scaled as the standard error is (`arbench.metrics.measures.SUBSET_SCALE`); a
-    measurement without subsets by a normal deviate of its standard error."""
-    count = min(len(found[m]["subsets"]) for m in METRICS if "subsets" in found[m])
-    subset = int(rng.integers(count))
-    moved = {}
-    for metric in METRICS:
-        value = found[metric]
-        if "subsets" in value:
-            deviation = value["subsets"][subset] - float(np.mean(value["subsets"]))
-            shift = SUBSET_SCALE * deviation
-        else:
-            shift = value["se"] * float(rng.normal())
-        moved[metric] = {"value": value["value"] + shift, "se": value["se"]}
-    return moved
-
-
-def shares(outcomes: list[str]) -> dict[str, float]:
+def agreement(outcomes: list[str]) -> dict:
     counted = Counter(outcomes)
-    return {outcome: n / len(outcomes) for outcome, n in counted.most_common()}
+    majority, count = counted.most_common(1)[0]
+    return {
+        "majority": majority,
+        "share": count / len(outcomes),
+        "shares": {o: n / len(outcomes) for o, n in counted.most_common()},
+    }
 
 
-def headline(found: dict[str, float]) -> str:
-    """The outcome of at least `SHARE` of the resamples, or `UNSTABLE`."""
-    outcome, share = next(iter(found.items()))
-    return outcome if share >= SHARE else UNSTABLE
-
-
-def resampled(
-    judged: dict[str, dict],
-    selection: dict[str, dict],
+def answer(
+    quality: dict[str, dict],
     check: dict,
     errors: dict,
-    unfinished: dict[str, dict | None],
+    unfinished: set[str],
+    pair: tuple[str, str],
     resamples: int = RESAMPLES,
     seed: int = 0,
-) -> dict[str, float]:
-    """The share of resamples (draws swapped or not, one run of every model, every set's images
-    redrawn) that gives each outcome, most frequent first."""
+) -> dict:
+    """One dataset's verdict: what was declared, the primary pair's comparison, the family
+    matrix with each cell's agreement over resamples, and the family's answer.
+    `quality`: training run -> its quality file."""
+    plan = declared(check, errors)
+    values = model_values(quality, errors)
+    ours = [m for m in values if family(m) == AUTOREGRESSIVE]
+    theirs = [m for m in values if family(m) == MIXTURE]
     rng = np.random.default_rng(seed)
-    votes = voting_parts(check, errors)
-    runs = runs_by_model(judged)
-    outcomes = []
-    for _ in range(resamples):
-        draws = (selection, judged) if rng.random() < 0.5 else (judged, selection)
-        chosen = {model: names[int(rng.integers(len(names)))] for model, names in runs.items()}
-        on = [{model: redrawn(draw[run], rng) for model, run in chosen.items()} for draw in draws]
-        real = redrawn(check["sets"][REAL], rng)
-        rows = evidence(on[0], on[1], real, votes)
-        outcomes.append(decide(rows, check, errors, unfinished)["outcome"])
-    return shares(outcomes)
-
-
-def pair_matrix(
-    judged: dict[str, dict],
-    selection: dict[str, dict],
-    check: dict,
-    errors: dict,
-    unfinished: dict[str, dict | None],
-    resamples: int = RESAMPLES,
-    seed: int = 0,
-) -> dict[str, dict[str, dict]]:
-    """For every autoregressive training run against every mixture run: the outcome on the draw
-    the tables show, and the shares of outcomes over resamples of the draws and the images."""
-    votes = voting_parts(check, errors)
-    ours = [r for r in judged if family(r) == AUTOREGRESSIVE]
-    theirs = [r for r in judged if family(r) == MIXTURE]
-    rng = np.random.default_rng(seed)
+    again = [model_values(quality, errors, resample_choice(quality, rng)) for _ in range(resamples)]
     matrix: dict[str, dict[str, dict]] = {}
     for a in ours:
         for b in theirs:
-            held = {r: unfinished[r] for r in (a, b) if r in unfinished}
-            pair = {r: judged[r] for r in (a, b)}
-            rows = evidence(pair, pair, check["sets"][REAL], votes)
-            outcomes = []
-            for _ in range(resamples):
-                draw = selection if rng.random() < 0.5 else judged
-                moved = {r: redrawn(draw[r], rng) for r in (a, b)}
-                real = redrawn(check["sets"][REAL], rng)
-                again = evidence(moved, moved, real, votes)
-                outcomes.append(decide(again, check, errors, held)["outcome"])
-            matrix.setdefault(a, {})[b] = {
-                "outcome": decide(rows, check, errors, held)["outcome"],
-                "shares": shares(outcomes),
-            }
-    return matrix
+            decided = decide(a, b, values, plan, unfinished)
+            redone = [decide(a, b, v, plan, unfinished)["outcome"] for v in again]
+            matrix.setdefault(a, {})[b] = {**decided, "agreement": agreement(redone)}
+    primary_pair = None
+    if pair[0] in values and pair[1] in values:
+        primary_pair = {"pair": list(pair), **matrix[pair[0]][pair[1]]}
+    return {
+        "declared": {part: found for part, found in plan["parts"].items()},
+        "primary_pair": primary_pair,
+        "matrix": matrix,
+        "family": family_answer(matrix),
+        "models": values,
+    }
+
+
+def family_answer(matrix: dict[str, dict[str, dict]]) -> dict:
+    """The outcome every autoregressive model against every mixture gives, or model-dependent
+    with the pairs that differ from the most common outcome."""
+    cells = [(a, b, cell["outcome"]) for a, row in matrix.items() for b, cell in row.items()]
+    if not cells:
+        return {"outcome": NOT_TESTED, "differing": [], "counts": {}}
+    counted = Counter(o for _, _, o in cells)
+    common = counted.most_common(1)[0][0]
+    differing = [[a, b, o] for a, b, o in cells if o != common]
+    return {
+        "outcome": common if not differing else MODEL_DEPENDENT,
+        "most_common": common,
+        "differing": differing,
+        "counts": dict(counted),
+    }
+
+
+def still_improving(training: dict[str, dict | None]) -> set[str]:
+    """The training runs (of `training`: run -> how it ended) whose NLL was still falling faster
+    than `arbench.training.convergence.TOLERANCE` when they ended, whatever ended them."""
+    return {run for run, record in training.items() if convergence.unfinished(record)}

@@ -27,12 +27,10 @@ from arbench.core.contracts import (
     VERDICTS,
 )
 from arbench.core.files import atomic_write
-from arbench.core.plan import model_entry, path, replicate_of
+from arbench.core.plan import PRIMARY_PAIR, model_entry, path, replicate_of
 from arbench.data.format import load_dataset
 from arbench.data.splits import shown_test_images
-from arbench.metrics.error_bars import TOLERANCE
-from arbench.metrics.known_answers import GAUSSIAN, REAL
-from arbench.metrics.verdict import RULE, still_improving, voting_parts
+from arbench.metrics.verdict import RULE, answer, declared, still_improving
 from arbench.report.figures import (
     GRID_IMAGES,
     completion_panels,
@@ -44,23 +42,21 @@ from arbench.report.figures import (
 )
 from arbench.report.prose import (
     DEFINITIONS,
-    classifier_note,
     completion_section,
     copies_sentence,
     describe_pair,
-    resolving_sentence,
     verdict_section,
 )
 from arbench.report.tables import (
     QUALITY_FIELDS,
+    SHOWN,
     TABLE_FIELDS,
+    calibration_table,
     check_table,
-    error_table,
     likelihood_rows,
     markdown_table,
     paired_differences,
     pixel_table,
-    quality_row,
     quality_rows,
     quality_table,
     write_csv,
@@ -119,7 +115,9 @@ def build_report(inputs: dict) -> Path:
     report = Path(path("report"))
     out = [
         f"# arbench report\n\nGenerated {date.today().isoformat()}. {INTRODUCTION}\n",
-        f"**The verdict's rule**, fixed before any number below: {RULE}\n",
+        "**The verdict's rule**, fixed before any number below:\n\n"
+        + "\n".join(f"{i}. {line}" for i, line in enumerate(RULE, 1))
+        + "\n",
     ]
     for name, reason in inputs.get("skipped", {}).items():
         out.append(f"> Dataset **{name}** was left out of this run: {reason}\n")
@@ -153,18 +151,17 @@ def dataset_section(measured: Measured, dataset: str, folder: Path) -> tuple[lis
     real = data.test[shown_test_images(data, GRID_IMAGES)]
     sample_panels(real, samples, data.levels, f"{dataset}: real test images and samples", figure)
     out.append(link(f"{dataset} samples", figure, folder))
-    out += quality_part(measured, dataset, data)
     training = {r["model"]: r["training"] for r in measured.rows if r["dataset"] == dataset}
     assessed = measured.quality[dataset]
-    section, found = verdict_section(
-        dataset,
-        {m: assessed[m]["model"] for m in files},
-        {m: assessed[m]["selection"] for m in files},
+    found = answer(
+        assessed,
         measured.checks[dataset],
         measured.errors[dataset],
         still_improving(training),
+        measured.inputs.get("primary", PRIMARY_PAIR),
     )
-    out.append(section)
+    out += quality_part(measured, dataset, data, found)
+    out.append(verdict_section(dataset, found))
     figure = figure_path(dataset, "nearest")
     nearest_panels(
         neighbour_pairs(data, samples, assessed),
@@ -216,48 +213,39 @@ def likelihood_part(measured: Measured, dataset: str, data) -> list[str]:
     return out
 
 
-def quality_part(measured: Measured, dataset: str, data) -> list[str]:
-    """Sample quality of every model, the metric check's sets, the classifier note, the pixel
-    statistics, each metric's checks, the error-bar check and the resolving power."""
+def quality_part(measured: Measured, dataset: str, data, found: dict) -> list[str]:
+    """Sample quality of every model, the metric check's sets and judgement, the pixel
+    statistics and the error-bar check's calibration."""
     assessed, check, errors = (
         measured.quality[dataset],
         measured.checks[dataset],
         measured.errors[dataset],
     )
-    names = list(assessed)
-    first = assessed[names[0]]
+    first = next(iter(assessed.values()))
+    values = found["models"]
+    metrics = [m for m in SHOWN if m in next(iter(values.values()))]
     sets = check["sets"]
-    models = {m: assessed[m]["model"] for m in names}
-    out = [
-        f"Sample quality ({first['model']['images']} images a set against "
-        f"{first['test_images']} test images; definitions below):\n",
-        quality_table([quality_row(dataset, m, "model", models[m]) for m in names]) + "\n",
+    plan = declared(check, errors)
+    pixels = {m: assessed[m]["model"]["pixels"] for m in assessed if replicate_of(m)[1] == 0}
+    return [
+        f"Sample quality ({first['images_per_set']} images a draw against "
+        f"{first['test_images']} test images; each model's mean over its runs and draws):\n",
+        quality_table(values, metrics) + "\n",
         "The metric check: sets whose ranking is known (the dropped mode is "
-        f"{check['dropped_mode']}; the prototypes are {check['prototypes']}; the noisy "
-        f"prototypes are {check['noisy_prototypes']}):\n",
-        quality_table([quality_row(dataset, n, "check", sets[n]) for n in sets]) + "\n",
+        f"{check['dropped_mode']}; the prototypes are {check['prototypes']}):\n",
+        quality_table({n: plan_set(sets[n], metrics) for n in sets}, metrics) + "\n",
+        check_table(plan) + "\n",
+        "Pixel statistics (described; in levels, or for binary images the share of ones):\n\n"
+        + pixel_table(first["test_pixels"], pixels, data.levels)
+        + "\n",
+        f"The error-bar check: {errors['images_per_set']} images a set, drawn independently "
+        f"from {', '.join(errors['draws'])}; the spread of each metric across the draws over the "
+        "error one set is given:\n\n" + calibration_table(errors) + "\n",
     ]
-    votes = voting_parts(check, errors)
-    note = classifier_note(check, votes["c2st_accuracy"], models, first["test_pixels"])
-    if note:
-        out.append(note)
-    pixels = {
-        **{m: models[m]["pixels"] for m in names},
-        **{n: sets[n]["pixels"] for n in (REAL, GAUSSIAN)},
-    }
-    out += [
-        "Pixel statistics (described, not voting; in levels, or for binary images the share "
-        "of ones):\n\n" + pixel_table(first["test_pixels"], pixels, data.levels) + "\n",
-        check_table(check, errors) + "\n",
-        f"The error-bar check: {errors['images_per_set']} images a set, drawn "
-        f"independently from {errors['network'] or 'no network'} and from the real "
-        "images (disjoint sets of the training and valid images, as many as they hold); the "
-        "spread of each metric across the draws beside the standard error one set is given. "
-        f"A metric whose pooled ratio lies outside {TOLERANCE[0]:g}-{TOLERANCE[1]:g}x does "
-        "not vote.\n\n" + error_table(errors) + "\n",
-        resolving_sentence(check, errors) + "\n",
-    ]
-    return out
+
+
+def plan_set(found: dict, metrics: list[str]) -> dict:
+    return {m: found[m] for m in metrics if m in found}
 
 
 def completion_part(files: dict, data, shown_runs: list[str], dataset: str, folder: Path) -> list:

@@ -13,9 +13,7 @@ import numpy as np
 from arbench.core.contracts import LIKELIHOOD
 from arbench.core.files import atomic_write
 from arbench.core.plan import METRICS
-from arbench.metrics.error_bars import TOLERANCE
-from arbench.metrics.known_answers import PROTOTYPE, REAL, RESOLVES
-from arbench.metrics.verdict import family, voting_parts
+from arbench.metrics.verdict import family
 from arbench.training import convergence
 
 TABLE_FIELDS = [
@@ -133,129 +131,173 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def quality_row(dataset: str, name: str, role: str, measured: dict, draw: str = "") -> dict:
+def quality_row(dataset: str, name: str, role: str, measured: dict, draw="") -> dict:
+    """A row of the sample-quality table: a check set (values with errors) or one draw of a
+    training run's samples (values; the classifier where it was run on that draw)."""
     row = {"dataset": dataset, "set": name, "role": role, "draw": draw}
     for metric in METRICS:
-        row[metric], row[f"{metric}_se"] = measured[metric]["value"], measured[metric]["se"]
-    row["diversity"] = measured["diversity"]["value"]
-    row["novelty"], row["novelty_se"] = measured["novelty"]["value"], measured["novelty"]["se"]
-    row["copied_fraction"], row["images"] = measured["copied_fraction"], measured["images"]
+        found = measured.get(metric)
+        if isinstance(found, dict):
+            row[metric], row[f"{metric}_se"] = found["value"], found.get("se")
+        elif found is not None:
+            row[metric] = found
+    if "novelty" in measured:
+        row["novelty"], row["novelty_se"] = measured["novelty"]["value"], measured["novelty"]["se"]
+        row["diversity"] = measured["diversity"]["value"]
+        row["copied_fraction"], row["images"] = measured["copied_fraction"], measured["images"]
     return row
 
 
-# The two draws of a model's samples (`arbench.quality`), as the CSV's draw column names them
-DRAWS = {"model": "shown", "selection": "choice"}
+def draw_rows(dataset: str, run: str, quality: dict) -> list[dict]:
+    """One row per draw of a training run's samples."""
+    model = quality["model"]
+    rows = []
+    for index, values in enumerate(model["draws"]):
+        found = dict(values)
+        if index < len(model["c2st_accuracy"]):
+            found["c2st_accuracy"] = model["c2st_accuracy"][index]
+        if index == 0:
+            found.update({k: model[k] for k in ("novelty", "diversity", "copied_fraction")})
+            found["images"] = model["images"]
+        rows.append(quality_row(dataset, run, "model", found, index))
+    return rows
 
 
 def quality_rows(quality: dict[str, dict], checks: dict[str, dict]) -> list[dict]:
-    """Per dataset: a row per model and draw, then a row per known-answer set of the metric
-    check."""
+    """Per dataset: a row per training run and draw, then a row per known-answer set of the
+    metric check."""
     rows = []
     for dataset, measured in quality.items():
-        for key, draw in DRAWS.items():
-            rows.extend(quality_row(dataset, m, "model", q[key], draw) for m, q in measured.items())
+        for run, found in measured.items():
+            rows.extend(draw_rows(dataset, run, found))
         sets = checks[dataset]["sets"]
         rows.extend(quality_row(dataset, name, "check", sets[name]) for name in sets)
     return rows
 
 
 def number(value: float, se: float | None = None) -> str:
-    text = f"{value:.3g}"
-    return text if se is None else f"{text} ± {se:.2g}"
+    """A value with its standard error, the value's digits following the error's; an error of
+    zero says that no spread was measurable."""
+    if se is None or not math.isfinite(se):
+        return f"{value:.3g}"
+    if se == 0:
+        return f"{value:.3g} (no spread measurable)"
+    places = max(0, 1 - math.floor(math.log10(se)))
+    return f"{value:.{places}f} ± {se:.{places}f}" if places < 8 else f"{value:.3g} ± {se:.1g}"
 
 
-def quality_table(rows: list[dict]) -> str:
+def quality_table(values: dict[str, dict], metrics: list[str]) -> str:
+    """Every model's value of the metrics shown (mean over its runs and draws, ± its error)."""
     lines = [
-        "| set | " + " | ".join(SHOWN.values()) + " | novelty | copies |",
-        "| --- |" + " --- |" * (len(SHOWN) + 2),
+        "| model | " + " | ".join(SHOWN.get(m, m) for m in metrics) + " |",
+        "| --- |" + " --- |" * len(metrics),
     ]
-    for r in rows:
-        cells = [number(r[m], r[f"{m}_se"]) for m in SHOWN]
+    for model, found in values.items():
+        cells = [number(found[m]["value"], found[m]["se"]) if m in found else "" for m in metrics]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def check_table(plan: dict) -> str:
+    """Each metric's known-answer checks (with calibrated errors): passed or which failed, how far
+    it separates its part's defining set from real images, the margin that gives, and its role."""
+    lines = [
+        "| metric | part | known-answer checks | separation | margin | role |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for metric, judged in plan["judged"].items():
+        part = judged["part"]
+        checks = judged["parts"][part]["checks"]
+        failed = [name for name, found in checks.items() if not found["passed"]]
+        passed = f"all {len(checks)} passed" if not failed else f"failed: {'; '.join(failed)}"
+        chosen = plan["parts"][part]
+        role = (
+            "**primary**"
+            if chosen["primary"] == metric
+            else "support"
+            if metric in chosen["support"]
+            else "not used"
+        )
+        separation = judged["separation"]
         lines.append(
-            f"| {r['set']} | " + " | ".join(cells) + f" | {number(r['novelty'], r['novelty_se'])} "
-            f"| {r['copied_fraction']:.0%} |"
+            f"| {metric} | {part} | {passed} | {separation['standard_errors']:.1f} SE "
+            f"| {judged['margin']:.3g} | {role} |"
         )
     return "\n".join(lines)
 
 
-def check_table(check: dict, errors: dict) -> str:
-    """Each metric's checks, part by part: by how much a known-worse set came out worse (or a set
-    that must not look richer came out no better), pass or fail; whether the set size resolves
-    one Gaussian by itself and the error bar matched the spread of independent draws; the parts
-    it votes in; and whether it scores the prototypes beyond real images (read against real, no
-    gain)."""
+def calibration_table(errors: dict) -> str:
+    """The error-bar check: per metric and source, the spread of independent draws beside the
+    error one set is given; the pooled ratio with its interval, and what was done with it."""
+    metrics = errors["metrics"]
+    sources = list(next(iter(metrics.values()))["sources"])
+    draws = {source: len(errors["draws"][source]) for source in sources}
     lines = [
-        "| metric | part | checks | resolves | error bar | votes in | prototypes beyond real |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    real, prototypes = check["sets"][REAL], check["sets"][PROTOTYPE]
-    votes = voting_parts(check, errors)
-    for metric, judged in check["metrics"].items():
-        power = judged[RESOLVES]
-        ratio = errors["metrics"][metric]["ratio"]
-        error_bar = "unchecked" if ratio is None else f"{ratio:.2f}x"
-        if not errors["metrics"][metric]["within"]:
-            error_bar = f"**{error_bar}**"
-        beyond = (
-            f"yes ({number(prototypes[metric]['value'])} against real's "
-            f"{number(real[metric]['value'])}): read against real"
-            if judged["prototypes_beyond_real"]
-            else "no"
-        )
-        for index, (part, found) in enumerate(judged["parts"].items()):
-            cells = []
-            for name, result in found["checks"].items():
-                mark = "yes" if result["passed"] else "**no**"
-                if "worse_by" in result:
-                    detail = f" (worse by {number(result['worse_by'], result['se'])})"
-                elif "better_by" in result:
-                    ahead = result["better_by"]
-                    side = "ahead of" if ahead > 0 else "behind"
-                    detail = f" ({side} real by {number(abs(ahead), result['se'])})"
-                elif result.get("failed"):
-                    detail = f" (fails {', '.join(result['failed'])})"
-                else:
-                    detail = ""
-                cells.append(f"{name}: {mark}{detail}")
-            shared = (
-                (
-                    f"{'yes' if power['passed'] else '**no**'} ({power['standard_errors']:.1f} SE)",
-                    error_bar,
-                    ", ".join(votes[metric]) or "none",
-                    beyond,
-                )
-                if index == 0
-                else ("", "", "", "")
-            )
-            lines.append(
-                f"| {metric if index == 0 else ''} | {part}: "
-                f"{'passed' if found['passed'] else '**failed**'} | {'; '.join(cells)} | "
-                + " | ".join(shared)
-                + " |"
-            )
-    return "\n".join(lines)
-
-
-def error_table(errors: dict) -> str:
-    """The error-bar check: per metric and source, the spread of the values of independent draws
-    beside the standard error one set is given."""
-    sources = list(next(iter(errors["metrics"].values()))["sources"])
-    header = " | ".join(
-        f"{source}: spread / given SE ({errors['draws'] and len(errors['draws'][source])} draws)"
-        for source in sources
-    )
-    lines = [
-        f"| metric | {header} | pooled ratio | within {TOLERANCE[0]:g}-{TOLERANCE[1]:g}x |",
+        "| metric | "
+        + " | ".join(f"{s} ({draws[s]} draws)" for s in sources)
+        + " | spread / error (95% interval) | done |",
         "| --- |" + " --- |" * (len(sources) + 2),
     ]
-    for metric, judged in errors["metrics"].items():
-        cells = [
-            f"{number(found['spread'])} / {number(found['given_se'])} ({found['ratio']:.2f}x)"
-            for found in judged["sources"].values()
-        ]
-        ratio = "-" if judged["ratio"] is None else f"{judged['ratio']:.2f}x"
-        within = "yes" if judged["within"] else "**no**"
-        lines.append(f"| {metric} | " + " | ".join(cells) + f" | {ratio} | {within} |")
+    for metric, found in metrics.items():
+        cells = []
+        for source in sources:
+            one = found["sources"].get(source)
+            cells.append("" if one is None else ratio_text(one["ratio"]))
+        pooled = (
+            "unchecked"
+            if found["ratio"] is None
+            else f"{found['ratio']:.2f} ({found['low']:.2f}-{found['high']:.2f})"
+        )
+        lines.append(f"| {metric} | " + " | ".join(cells) + f" | {pooled} | {found['reading']} |")
+    return "\n".join(lines)
+
+
+def ratio_text(ratio: float | None) -> str:
+    if ratio is None:
+        return "no spread, no error"
+    return "error 0, draws spread" if math.isinf(ratio) else f"{ratio:.2f}x"
+
+
+def comparison_rows(parts: dict) -> str:
+    """A pair's comparison, part by part: the primary metric and its support, each with both
+    models' values, the difference and its 95% interval, the margin and the finding."""
+    lines = [
+        "| part | metric | autoregressive | mixture | better by (95% interval) | margin "
+        "| detectable | finding |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for part, found in parts.items():
+        rows = ([found["primary"]] if found["primary"] else []) + found["support"]
+        for index, row in enumerate(rows):
+            name = f"**{row['metric']}**" if index == 0 else row["metric"]
+            margin = "" if row["margin"] is None else f"{row['margin']:.3g}"
+            low, high = row["interval"]
+            lines.append(
+                f"| {part if index == 0 else ''} | {name} | {row['ours']:.3g} | "
+                f"{row['theirs']:.3g} | {row['better_by']:+.3g} ({low:+.3g} to {high:+.3g}) "
+                f"| {margin} | {row['detectable']:.3g} | {row['finding']} |"
+            )
+    return "\n".join(lines)
+
+
+def matrix_table(matrix: dict[str, dict[str, dict]]) -> str:
+    """The outcome for every autoregressive model (rows) against every mixture (columns), with
+    the majority outcome over resamples and its share where it differs."""
+    columns = sorted({b for cells in matrix.values() for b in cells})
+    lines = [
+        "| autoregressive \\ mixture | " + " | ".join(columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for a, cells in matrix.items():
+        shown = []
+        for b in columns:
+            cell = cells[b]
+            agreed = cell["agreement"]
+            text = f"{cell['outcome']} ({agreed['share']:.0%} of resamples"
+            if agreed["majority"] != cell["outcome"]:
+                text += f" say {agreed['majority']}"
+            shown.append(text + ")")
+        lines.append(f"| {a} | " + " | ".join(shown) + " |")
     return "\n".join(lines)
 
 
@@ -285,51 +327,6 @@ def pixel_table(test: dict, sets: dict[str, dict], levels: int) -> str:
             f"| {name} | {levels_text(found['channel_mean'], levels)} "
             f"| {levels_text(found['channel_sd'], levels)} |{extreme} {roughness} |"
         )
-    return "\n".join(lines)
-
-
-def judged_value(found: dict) -> str:
-    """A value as the verdict read it; one beyond the real set's shows what it was."""
-    text = number(found["value"], found["se"])
-    if found["beyond_real"] is not None:
-        text += f" (measured {number(found['beyond_real'])}, beyond real)"
-    return text
-
-
-def evidence_table(rows: list[dict]) -> str:
-    lines = [
-        "| metric | votes in | autoregressive | mixture | autoregressive better by | favours |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['metric']} | {', '.join(r['votes']) or 'none'} "
-            f"| {r['autoregressive']} {judged_value(r['autoregressive_value'])} "
-            f"| {r['mixture']} {judged_value(r['mixture_value'])} "
-            f"| {number(r['better_by'], r['se'])} | {r['favours'] or 'neither'} |"
-        )
-    return "\n".join(lines)
-
-
-def shares_text(found: dict[str, float]) -> str:
-    return ", ".join(f"{outcome} {share:.0%}" for outcome, share in found.items())
-
-
-def matrix_table(matrix: dict[str, dict[str, dict]]) -> str:
-    """The verdict for every autoregressive training run (rows) against every mixture run
-    (columns), on the shown draw, with the share of resamples that gives it."""
-    columns = sorted({b for cells in matrix.values() for b in cells})
-    lines = [
-        "| autoregressive \\ mixture | " + " | ".join(columns) + " |",
-        "| --- |" + " --- |" * len(columns),
-    ]
-    for a, cells in matrix.items():
-        shown = []
-        for b in columns:
-            cell = cells[b]
-            share = cell["shares"].get(cell["outcome"], 0.0)
-            shown.append(f"{cell['outcome']} ({share:.0%})")
-        lines.append(f"| {a} | " + " | ".join(shown) + " |")
     return "\n".join(lines)
 
 
