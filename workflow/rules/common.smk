@@ -141,3 +141,11 @@ REPORT_INPUTS = plan.report_inputs(DATASETS)
 
 def figures(kind, datasets=DATASETS):
     return [plan.path("figure", dataset=d, figure=kind) for d in datasets]
+
+
+def sample_sheets():
+    return [
+        plan.path("figure", dataset=d, figure=sheet)
+        for d, runs in DATASETS.items()
+        for sheet in plan.sample_sheets(runs)
+    ]

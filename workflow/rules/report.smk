@@ -111,7 +111,7 @@ rule quality:
 
 
 rule report:
-    """Likelihood table, sample and training-curve figures, and report.md."""
+    """The tables, the figures, report.md and its self-contained HTML twin."""
     input:
         data=list(REPORT_INPUTS["data"].values()),
         checks=list(REPORT_INPUTS["checks"].values()),
@@ -123,6 +123,7 @@ rule report:
             for path in files.values()
         ],
     output:
+        page=report(plan.path("report_html"), caption="../report/report.rst", category="Report"),
         report=report(plan.path("report"), caption="../report/report.rst", category="Report"),
         table=report(
             plan.path("likelihoods"), caption="../report/likelihoods.rst", category="Likelihoods"
@@ -133,8 +134,18 @@ rule report:
             category="Sample quality",
         ),
         verdicts=plan.path("verdicts"),
-        samples=report(figures("samples"), caption="../report/samples.rst", category="Samples"),
-        nearest=report(figures("nearest"), caption="../report/nearest.rst", category="Samples"),
+        overview=report(plan.path("overview"), caption="../report/pairs.rst", category="Verdict"),
+        pairs=report(figures("pairs"), caption="../report/pairs.rst", category="Verdict"),
+        likelihood_plots=report(
+            figures("likelihoods"), caption="../report/likelihoods.rst", category="Likelihoods"
+        ),
+        samples=report(sample_sheets(), caption="../report/samples.rst", category="Samples"),
+        checks=report(
+            figures("check"), caption="../report/check.rst", category="Sample quality"
+        ),
+        calibrations=report(
+            figures("calibration"), caption="../report/calibration.rst", category="Sample quality"
+        ),
         completions=report(
             figures("completion"), caption="../report/completion.rst", category="Completion"
         ),

@@ -685,6 +685,8 @@ LAYOUT = {
     "stale_log": "results/logs/stale.log",
     "report_benchmark": "results/benchmarks/report.tsv",
     "report": "results/report.md",
+    "report_html": "results/report.html",
+    "overview": "results/figures/answer.png",
     "likelihoods": "results/likelihoods.csv",
     "sample_quality": "results/sample_quality.csv",
     "verdicts": "results/verdicts.json",
@@ -734,6 +736,7 @@ DATASET_STAGES = ("features", "metric_check", "error_check")  # jobs per dataset
 RUN_STAGES = ("train", "sample", "examine", "quality")  # jobs per training run
 REPORT_FILES = (
     "report",
+    "report_html",
     "likelihoods",
     "sample_quality",
     "verdicts",
@@ -741,13 +744,21 @@ REPORT_FILES = (
     "report_benchmark",
     "stale_log",
 )
-FIGURES = ("samples", "nearest", "completion", "training")
+# Per dataset; beside them a sheet of samples per model (`sample_sheets`) and the overview
+FIGURES = ("likelihoods", "check", "calibration", "pairs", "completion", "training")
+
+
+def sample_sheets(runs: list[str]) -> list[str]:
+    """The figures of samples a dataset's report shows: real test images, then each model's
+    first training run's."""
+    return ["samples_real", *(f"samples_{run}" for run in runs if replicate_of(run)[1] == 0)]
 
 
 def expected_files(datasets: dict[str, list[str]]) -> set[str]:
     """Every file under `results/` that a run of these datasets and training runs may hold: its
     results, logs, benchmarks, figures and the checkpoints of its training runs."""
     files = set(run_results(datasets)) | {path(kind) for kind in REPORT_FILES}
+    files |= {path("overview"), str(Path(path("overview")).with_suffix(".pdf"))}
     for d, runs in datasets.items():
         files |= {path("prepare_log", dataset=d), path("prepare_benchmark", dataset=d)}
         for stage in DATASET_STAGES:
@@ -757,6 +768,7 @@ def expected_files(datasets: dict[str, list[str]]) -> set[str]:
             for f in FIGURES
             for suffix in (".png", ".pdf")
         }
+        files |= {path("figure", dataset=d, figure=f) for f in sample_sheets(runs)}
         for m in runs:
             files.add(path("checkpoint", dataset=d, model=m))
             for stage in RUN_STAGES:

@@ -215,6 +215,7 @@ NOISY_PROTOTYPES = "mixture-sized prototypes, noisy"
 NEVER_RICHER = (*NOISY, GAUSSIAN_OUTLIERS, NOISE_OUTLIERS, NOISY_PROTOTYPES)
 SECOND_SEED = "c2st_accuracy_seed1"  # the classifier test with another classifier seed
 
+
 def with_second_seed(measured: dict) -> dict:
     """The sets' measurements with the classifier test's accuracy that of its second seed."""
     return {

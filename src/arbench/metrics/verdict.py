@@ -91,7 +91,8 @@ RULE = [
     "The primary comparison is the seed's own pair: MADE against the Gaussian mixture on "
     "whitened principal components. The family question is every autoregressive model against "
     "every mixture; its answer is the outcome all pairs give, or model-dependent.",
-    "A comparison with a model that had not finished learning is not decided. " + convergence.RULE,
+    f"A comparison with a model still learning when its training ended (its NLL falling by more "
+    f"than {convergence.TOLERANCE:.2%} of it an epoch, whatever ended it) is not decided.",
 ]
 
 

@@ -1,11 +1,15 @@
-"""The report stage: likelihood table, figures and `report.md` from the other stages' outputs.
+"""The report stage: the tables, the figures, `report.md` and its self-contained HTML twin, from
+the other stages' outputs.
 
 `python -m arbench.report --inputs '{"data": {...}, "models": {...}, "skipped": {...}}'` reads
 the files its rule lists (`arbench.core.plan.report_inputs`): per dataset its data file, metric
-check and error-bar check, and per model its evaluate outputs (summary and per-image NLLs),
-samples, training curve, sample-quality measurements and completions. It writes the likelihood and
-sample-quality tables, the verdicts, the figures and `report.md` where `arbench.core.plan.LAYOUT`
-puts them. `build_report` is the report's outline; its parts are `tables`, `prose` and `figures`.
+check and error-bar check, and per training run its likelihood summary, per-image NLLs, samples,
+training curve, sample-quality measurements and completions. It writes the likelihood and
+sample-quality tables, the verdicts, the figures, `report.md` and `report.html` where
+`arbench.core.plan.LAYOUT` puts them. `build_report` is the report's outline: the answer on the
+first screen, the rule, a section per dataset (likelihoods, samples, sample quality, the verdict,
+completion, training), how sample quality is measured. Its parts are `tables`, `prose`, `figures`
+and `page` (the HTML).
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
 from arbench.core.cli import json_object, run_stage, stage_parser
 from arbench.core.contracts import (
+    COMPLETION,
     COMPLETIONS,
     ERROR_CHECK,
     METRIC_CHECK,
@@ -30,58 +37,55 @@ from arbench.core.files import atomic_write
 from arbench.core.plan import PRIMARY_PAIR, model_entry, path, replicate_of
 from arbench.data.format import load_dataset
 from arbench.data.splits import shown_test_images
-from arbench.metrics.verdict import RULE, answer, declared, still_improving
+from arbench.metrics.measures import nearest
+from arbench.metrics.spaces import flat
+from arbench.metrics.verdict import answer, declared, still_improving
 from arbench.report.figures import (
-    GRID_IMAGES,
+    calibration_plot,
+    check_grid,
     completion_panels,
     figure_path,
-    nearest_panels,
-    neighbour_pairs,
-    sample_panels,
+    likelihood_plot,
+    pair_matrices,
+    pair_matrix,
+    sample_sheet,
     training_curves,
 )
+from arbench.report.page import render
 from arbench.report.prose import (
     DEFINITIONS,
-    completion_section,
+    LIKELIHOOD_NOTE,
     copies_sentence,
-    describe_pair,
-    verdict_section,
+    declared_sentence,
+    family_sentence,
+    first_screen,
+    pair_sentence,
+    rule_section,
 )
 from arbench.report.tables import (
     QUALITY_FIELDS,
     SHOWN,
     TABLE_FIELDS,
-    calibration_table,
-    check_table,
+    comparison_rows,
+    difference_matrix,
     likelihood_rows,
-    markdown_table,
-    paired_differences,
-    pixel_table,
+    likelihood_table,
+    matrix_table,
+    model_likelihoods,
     quality_rows,
     quality_table,
     write_csv,
 )
-from arbench.training import convergence
 
 log = logging.getLogger("arbench.report")
 
-INTRODUCTION = (
-    "The study asks whether autoregressive models (NADE, MADE, a gated PixelCNN) give richer "
-    "samples than mixture models (Gaussian mixtures: diagonal (gmm_diag), full covariance chosen "
-    "on the valid split (gmm), and on whitened principal components as the original study fitted "
-    "it (pca_gmm); a mixture of Bernoullis (mob)). Test NLLs below are on each dataset's test "
-    "split and discrete support. NADE, MADE, PixelCNN, the mixture of Bernoullis and the "
-    "diagonal Gaussian mixture are exact (the diagonal mixture's bin masses are differences of "
-    "normal CDFs); the full and PCA Gaussian mixtures' are the uniform-dequantization upper "
-    "bound, with noise independent of their fit's. ± is one standard error over test images."
-)
+SHEET_IMAGES = 64  # samples on each model's sheet
 
 
 @dataclass
 class Measured:
     """Everything the report reads, read once: the likelihood rows of every training run, and
-    per dataset its models' files, sample-quality measurements, metric check and error-bar
-    check."""
+    per dataset its runs' sample-quality measurements, metric check and error-bar check."""
 
     inputs: dict
     rows: list[dict]
@@ -100,11 +104,20 @@ class Measured:
             {d: ERROR_CHECK.read(inputs["errors"][d]) for d in models},
         )
 
+    def verdict(self, dataset: str) -> dict:
+        training = {r["model"]: r["training"] for r in self.rows if r["dataset"] == dataset}
+        return answer(
+            self.quality[dataset],
+            self.checks[dataset],
+            self.errors[dataset],
+            still_improving(training),
+            tuple(self.inputs.get("primary", PRIMARY_PAIR)),
+        )
+
 
 def build_report(inputs: dict) -> Path:
-    """Write the tables, figures and report.md from the files `inputs` names (see the module
-    docstring); returns the report's path. The outline: the two CSV tables; the introduction and
-    the verdict's rule; per dataset its section; how sample quality is measured; the verdicts."""
+    """Write the tables, figures, report.md and report.html from the files `inputs` names (see
+    the module docstring); returns the report's path."""
     measured = Measured.read(inputs)
     write_csv(Path(path("likelihoods")), TABLE_FIELDS, measured.rows)
     write_csv(
@@ -113,148 +126,196 @@ def build_report(inputs: dict) -> Path:
         quality_rows(measured.quality, measured.checks),
     )
     report = Path(path("report"))
+    verdicts = {dataset: measured.verdict(dataset) for dataset in inputs["models"]}
+    VERDICTS.write(path("verdicts"), {d: without_values(v) for d, v in verdicts.items()})
+    overview = Path(path("overview")).with_suffix("")
+    pair_matrices(verdicts, overview)
+    best = {d: best_likelihoods(measured, d) for d in verdicts}
+    links = ["[the rule](#the-rule)", *(f"[{d}](#{d})" for d in verdicts)]
+    links.append("[how sample quality is measured](#how-sample-quality-is-measured)")
     out = [
-        f"# arbench report\n\nGenerated {date.today().isoformat()}. {INTRODUCTION}\n",
-        "**The verdict's rule**, fixed before any number below:\n\n"
-        + "\n".join(f"{i}. {line}" for i, line in enumerate(RULE, 1))
-        + "\n",
+        f"# arbench report\n\nGenerated {date.today().isoformat()}.\n",
+        first_screen(verdicts, best, links),
+        link("every pair of the two families, per dataset", overview, report.parent),
     ]
     for name, reason in inputs.get("skipped", {}).items():
         out.append(f"> Dataset **{name}** was left out of this run: {reason}\n")
-    verdicts: dict[str, dict] = {}
-    for dataset in inputs["models"]:
-        section, verdicts[dataset] = dataset_section(measured, dataset, report.parent)
-        out.extend(section)
+    out += [rule_section(), LIKELIHOOD_NOTE + "\n"]
+    for dataset, found in verdicts.items():
+        out += dataset_section(measured, dataset, found, report.parent)
     out.append(DEFINITIONS)
-    VERDICTS.write(path("verdicts"), verdicts)
-    atomic_write(report, lambda h: h.write("\n".join(out).encode()))
+    text = "\n".join(out)
+    atomic_write(report, lambda h: h.write(text.encode()))
+    html = render(text, report.parent, "arbench report")
+    atomic_write(Path(path("report_html")), lambda h: h.write(html.encode()))
     log.info("wrote %s", report)
     return report
 
 
-def dataset_section(measured: Measured, dataset: str, folder: Path) -> tuple[list[str], dict]:
-    """One dataset's part of the report, and its verdict. The outline: what the data are; the
-    likelihoods with paired differences; samples beside real images; sample quality; the metric
-    check, the pixel statistics, each metric's checks and the error-bar check; the verdict; each
-    sample beside its nearest training image; completions; training curves."""
+def without_values(found: dict) -> dict:
+    """A verdict as verdicts.json keeps it: every model's values without the test images'
+    subsets they were measured against (quality/*.json hold those)."""
+    models = {
+        model: {
+            m: {k: v for k, v in value.items() if k != "reference"} for m, value in found.items()
+        }
+        for model, found in found["models"].items()
+    }
+    return {**found, "models": models}
+
+
+def best_likelihoods(measured: Measured, dataset: str) -> str:
+    rows = [r for r in measured.rows if r["dataset"] == dataset]
+    models = model_likelihoods(rows)
+    best = []
+    for family in ("autoregressive", "mixture"):
+        mine = {m: f for m, f in models.items() if f["family"] == family}
+        if mine:
+            model = min(mine, key=lambda m: mine[m]["mean"])
+            bound = " (bound)" if mine[model]["bound"] else ""
+            best.append(f"{model} {mine[model]['mean']:,.1f}{bound}")
+    return " / ".join(best)
+
+
+def dataset_section(measured: Measured, dataset: str, found: dict, folder: Path) -> list[str]:
+    """One dataset's part of the report: what the data are; likelihoods; samples beside their
+    nearest training images; sample quality and the metric check; the verdict; completion;
+    training curves."""
     files = measured.inputs["models"][dataset]
     data = load_dataset(measured.inputs["data"][dataset])
-    # figures show each model's first training run; tables show every run
+    shape = "x".join(str(s) for s in data.shape)
+    out = [
+        f"## {dataset}\n\n{data.meta['source']}: {data.meta['counts']['train']:,} training, "
+        f"{data.meta['counts']['valid']:,} valid and {data.meta['counts']['test']:,} test images "
+        f"of {shape}, {data.levels} levels. " + copies_sentence(data.meta) + "\n",
+    ]
+    out += likelihood_part(measured, dataset, data, folder)
+    out += samples_part(measured, dataset, data, folder)
+    out += quality_part(measured, dataset, found, folder)
+    out += verdict_part(dataset, found, folder)
+    out += completion_part(files, data, dataset, folder)
     shown_runs = [m for m in files if replicate_of(m)[1] == 0]
-    samples = {
-        m: SAMPLES.read(files[m]["samples"], levels=data.levels, shape=data.shape)["samples"]
-        for m in shown_runs
-    }
-    out = [data_paragraph(dataset, data)]
-    out += likelihood_part(measured, dataset, data)
-    figure = figure_path(dataset, "samples")
-    real = data.test[shown_test_images(data, GRID_IMAGES)]
-    sample_panels(real, samples, data.levels, f"{dataset}: real test images and samples", figure)
-    out.append(link(f"{dataset} samples", figure, folder))
-    training = {r["model"]: r["training"] for r in measured.rows if r["dataset"] == dataset}
-    assessed = measured.quality[dataset]
-    found = answer(
-        assessed,
-        measured.checks[dataset],
-        measured.errors[dataset],
-        still_improving(training),
-        measured.inputs.get("primary", PRIMARY_PAIR),
-    )
-    out += quality_part(measured, dataset, data, found)
-    out.append(verdict_section(dataset, found))
-    figure = figure_path(dataset, "nearest")
-    nearest_panels(
-        neighbour_pairs(data, samples, assessed),
-        data.levels,
-        f"{dataset}: test images and samples beside their nearest training images",
-        figure,
-    )
-    out.append(link(f"{dataset} nearest training images", figure, folder))
-    out += completion_part(files, data, shown_runs, dataset, folder)
     curves = {m: Path(files[m]["curve"]) for m in shown_runs if model_entry(m).neural}
     if curves:
         figure = figure_path(dataset, "training")
-        training_curves(curves, f"{dataset}: training curves", figure)
+        training_curves(curves, f"{dataset}: training curves (first seed)", figure)
         out.append(link(f"{dataset} training curves", figure, folder))
-    return out, found
+    return out
 
 
 def link(text: str, figure: Path, folder: Path) -> str:
     return f"![{text}]({os.path.relpath(figure.with_suffix('.png'), folder)})\n"
 
 
-def data_paragraph(dataset: str, data) -> str:
-    shape = "x".join(str(s) for s in data.shape)
-    return (
-        f"## {dataset}\n\n{data.meta['source']}, {data.meta['counts']['train']} train "
-        f"/ {data.meta['counts']['test']} test images of {shape}, {data.levels} levels. "
-        + copies_sentence(data.meta)
-        + "\n"
-    )
+def per_model_nlls(files: dict, kind: str, key: str, count: int, **read) -> dict:
+    """Per model, the per-image values of `key` in each run's `kind` file, averaged over its
+    runs."""
+    reader = NLLS if kind == "nll" else COMPLETIONS
+    runs: dict[str, list] = {}
+    for run, found in files.items():
+        values = reader.read(found[kind], count=count, **read)[key]
+        runs.setdefault(replicate_of(run)[0], []).append(values)
+    return {model: np.mean(values, axis=0) for model, values in runs.items()}
 
 
-def likelihood_part(measured: Measured, dataset: str, data) -> list[str]:
-    """The likelihood table, what marks a training unfinished, and the paired differences."""
+def likelihood_part(measured: Measured, dataset: str, data, folder: Path) -> list[str]:
+    """The likelihood figure, each model's NLL over its runs, and the paired differences."""
     rows = [r for r in measured.rows if r["dataset"] == dataset]
-    out = [
-        markdown_table(rows) + "\n",
-        f"A training whose best valid NLL was still falling by more than "
-        f"{convergence.TOLERANCE:.2%} of it an epoch when it ended, whatever ended it, is marked "
-        "unfinished: its dataset's verdict is not decided.\n",
-    ]
-    bounds = {r["model"] for r in rows if r["likelihood"] != "exact"}
+    models = model_likelihoods(rows)
+    figure = figure_path(dataset, "likelihoods")
+    likelihood_plot(models, f"{dataset}: test NLL", figure)
     files = measured.inputs["models"][dataset]
-    nlls = {m: NLLS.read(f["nll"], count=len(data.test))["nll"] for m, f in files.items()}
-    pairs = paired_differences(nlls)
-    if pairs:
-        out.append("Paired differences on the same test images:\n")
-        out.extend(describe_pair(p, p["b"] in bounds) for p in pairs)
-        out.append("")
+    nlls = per_model_nlls(files, "nll", "nll", len(data.test))
+    bounds = {m for m, f in models.items() if f["bound"]}
+    return [
+        "### Likelihoods\n",
+        link(f"{dataset} test likelihoods", figure, folder),
+        likelihood_table(models) + "\n",
+        "Paired differences per test image, nats (negative: the row's model is better):\n",
+        difference_matrix(nlls, bounds) + "\n",
+    ]
+
+
+def samples_part(measured: Measured, dataset: str, data, folder: Path) -> list[str]:
+    """Real test images, then each model's samples (its first run), each above its nearest
+    training image."""
+    files = measured.inputs["models"][dataset]
+    real = data.test[shown_test_images(data, SHEET_IMAGES)]
+    _, index = nearest(flat(real, data.levels), flat(data.train, data.levels))
+    sheets = {"real": (real, data.train[index])}
+    for run in (m for m in files if replicate_of(m)[1] == 0):
+        samples = SAMPLES.read(files[run]["samples"], levels=data.levels, shape=data.shape)
+        # the first draw's images, whose nearest training images the quality stage found
+        nearest_index = measured.quality[dataset][run]["model"]["nearest_train_index"]
+        count = min(SHEET_IMAGES, len(nearest_index))
+        sheets[run] = (samples["samples"][:count], data.train[nearest_index[:count]])
+    lines = [
+        "### Samples\n",
+        "Each image above its nearest training image (an identical pair is a copy):\n",
+    ]
+    shown = []
+    for name, (images, neighbours) in sheets.items():
+        figure = figure_path(dataset, f"samples_{name}")
+        title = "real test images" if name == "real" else f"{name} samples"
+        sample_sheet(images, neighbours, data.levels, f"{dataset}: {title}", figure)
+        shown.append(link(f"{dataset} {title}", figure, folder).strip())
+    return [*lines, "\n".join(shown) + "\n"]
+
+
+def quality_part(measured: Measured, dataset: str, found: dict, folder: Path) -> list[str]:
+    """Every model's sample quality (over its runs and draws) beside real images', the metric
+    check and the error calibration as figures."""
+    check, errors = measured.checks[dataset], measured.errors[dataset]
+    first = next(iter(measured.quality[dataset].values()))
+    plan = declared(check, errors)
+    values = found["models"]
+    metrics = [m for m in SHOWN if m in next(iter(values.values()))]
+    real = {"real (valid)": {m: plan["real"][m] for m in metrics if m in plan["real"]}}
+    check_figure = figure_path(dataset, "check")
+    check_grid(plan["judged"], plan["parts"], f"{dataset}: the metric check", check_figure)
+    calibration = figure_path(dataset, "calibration")
+    calibration_plot(errors, f"{dataset}: the error calibration", calibration)
+    draws = len(first["model"]["draws"])
+    return [
+        "### Sample quality\n",
+        f"Each model over its runs and {draws} draws of {first['images_per_set']:,} samples, "
+        f"against {first['test_images']:,} test images:\n",
+        quality_table({**real, **values}, metrics) + "\n",
+        declared_sentence(found) + f" The dropped mode: {check['dropped_mode']}.\n",
+        link(f"{dataset} metric check", check_figure, folder).strip()
+        + "\n"
+        + link(f"{dataset} error calibration", calibration, folder),
+    ]
+
+
+def verdict_part(dataset: str, found: dict, folder: Path) -> list[str]:
+    """The seed's pair, part by part; every pair of the two families as a figure and a table."""
+    out = ["### Verdict\n", pair_sentence(found) + "\n"]
+    if found["primary_pair"]:
+        out.append(comparison_rows(found["primary_pair"]["parts"]) + "\n")
+    out.append(family_sentence(found) + "\n")
+    if found["matrix"]:
+        figure = figure_path(dataset, "pairs")
+        pair = found["primary_pair"]["pair"] if found["primary_pair"] else None
+        pair_matrix(found["matrix"], pair, f"{dataset}: {found['family']['outcome']}", figure)
+        out += [link(f"{dataset} pairs", figure, folder), matrix_table(found["matrix"]) + "\n"]
     return out
 
 
-def quality_part(measured: Measured, dataset: str, data, found: dict) -> list[str]:
-    """Sample quality of every model, the metric check's sets and judgement, the pixel
-    statistics and the error-bar check's calibration."""
-    assessed, check, errors = (
-        measured.quality[dataset],
-        measured.checks[dataset],
-        measured.errors[dataset],
-    )
-    first = next(iter(assessed.values()))
-    values = found["models"]
-    metrics = [m for m in SHOWN if m in next(iter(values.values()))]
-    sets = check["sets"]
-    plan = declared(check, errors)
-    pixels = {m: assessed[m]["model"]["pixels"] for m in assessed if replicate_of(m)[1] == 0}
-    return [
-        f"Sample quality ({first['images_per_set']} images a draw against "
-        f"{first['test_images']} test images; each model's mean over its runs and draws):\n",
-        quality_table(values, metrics) + "\n",
-        "The metric check: sets whose ranking is known (the dropped mode is "
-        f"{check['dropped_mode']}; the prototypes are {check['prototypes']}):\n",
-        quality_table({n: plan_set(sets[n], metrics) for n in sets}, metrics) + "\n",
-        check_table(plan) + "\n",
-        "Pixel statistics (described; in levels, or for binary images the share of ones):\n\n"
-        + pixel_table(first["test_pixels"], pixels, data.levels)
-        + "\n",
-        f"The error-bar check: {errors['images_per_set']} images a set, drawn independently "
-        f"from {', '.join(errors['draws'])}; the spread of each metric across the draws over the "
-        "error one set is given:\n\n" + calibration_table(errors) + "\n",
-    ]
-
-
-def plan_set(found: dict, metrics: list[str]) -> dict:
-    return {m: found[m] for m in metrics if m in found}
-
-
-def completion_part(files: dict, data, shown_runs: list[str], dataset: str, folder: Path) -> list:
-    """The conditional NLL of the hidden rows per model, and the completions figure."""
+def completion_part(files: dict, data, dataset: str, folder: Path) -> list[str]:
+    """The conditional NLL of the hidden rows, paired between models, and the completions of
+    each model's first run."""
+    summaries = {m: COMPLETION.read(f["completion"]) for m, f in files.items()}
+    first = next(iter(summaries.values()))
+    estimates = {
+        replicate_of(m)[0] for m, summary in summaries.items() if summary["likelihood"] != "exact"
+    }
+    read = {"levels": data.levels, "shape": data.shape}
+    nlls = per_model_nlls(files, "completion_images", "nll", len(data.test), **read)
+    shown_runs = [m for m in files if replicate_of(m)[1] == 0]
     filled = {
-        m: COMPLETIONS.read(
-            f["completion_images"], levels=data.levels, shape=data.shape, count=len(data.test)
-        )
-        for m, f in files.items()
+        m: COMPLETIONS.read(files[m]["completion_images"], count=len(data.test), **read)
+        for m in shown_runs
     }
     shown = filled[shown_runs[0]]
     figure = figure_path(dataset, "completion")
@@ -266,7 +327,14 @@ def completion_part(files: dict, data, shown_runs: list[str], dataset: str, fold
         f"{dataset}: the bottom rows hidden, completed by each model",
         figure,
     )
-    return [completion_section(files, filled), link(f"{dataset} completions", figure, folder)]
+    note = f" ({', '.join(sorted(estimates))}: an estimate, not exact)" if estimates else ""
+    return [
+        "### Completion\n",
+        f"The bottom {first['hidden_rows']:.0%} of every test image's rows hidden; paired "
+        f"differences of the true hidden part's conditional NLL, nats{note}:\n",
+        difference_matrix(nlls, set()) + "\n",
+        link(f"{dataset} completions", figure, folder),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         "report",
         lambda: build_report(args.inputs),
         inputs=files_read(args.inputs),
-        outputs=[path(kind) for kind in ("report", "likelihoods", "sample_quality", "verdicts")],
+        outputs=[
+            path(kind)
+            for kind in ("report", "report_html", "likelihoods", "sample_quality", "verdicts")
+        ],
     )
 
 

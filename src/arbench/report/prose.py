@@ -1,104 +1,140 @@
-"""The report's prose: what each number means and what it shows, in sentences built from the
-numbers (paired differences, the classifier note, the resolving power, the verdict and its
-shares, completion), and how sample quality is measured."""
+"""The report's words: the answer on its first screen, the rule as a numbered list, what each
+dataset's comparison found in a sentence or two, the notes said once, and how sample quality is
+measured. Everything else is a table or a figure."""
 
 from __future__ import annotations
 
-from arbench.core.contracts import COMPLETION
+from arbench.metrics.known_answers import MARGIN_SHARE
 from arbench.metrics.measures import C2ST
-from arbench.metrics.verdict import RESAMPLES
-from arbench.report.tables import comparison_rows, matrix_table, paired_differences
+from arbench.metrics.verdict import RESAMPLES, RULE
+
+QUESTION = (
+    "**The question.** Do autoregressive models (NADE, MADE, a gated PixelCNN) give richer samples "
+    "than mixture models (Gaussian mixtures: diagonal `gmm_diag`, full covariance `gmm`, on "
+    "whitened principal components as the original study fitted it `pca_gmm`; a mixture of "
+    "Bernoullis `mob`)? Richer: more diverse (reaching everywhere real images do) without less "
+    "fidelity (staying where they are)."
+)
 
 
-def describe_pair(pair: dict, bound_b: bool) -> str:
-    """What a paired difference shows. B's exact NLL is at most its bound, so a model worse than
-    B's bound is worse than B, while one better than B's bound may or may not beat B."""
-    a, b = pair["a"].upper(), pair["b"].upper()
-    interval = f"{pair['mean']:+.2f} nats/image (95% CI {pair['low']:+.2f} to {pair['high']:+.2f})"
-    if pair["high"] < 0 and not bound_b:
-        verdict = f"{a} gives the test images a higher likelihood than {b}"
-    elif pair["high"] < 0:
-        verdict = (
-            f"{a} is below {b}'s upper bound; {b}'s exact NLL may be lower still, "
-            "so this alone does not rank them"
-        )
-    elif pair["low"] > 0:
-        verdict = f"{b} gives the test images a higher likelihood than {a}"
-        if bound_b:
-            verdict += " (already by its upper bound, so surely by its exact NLL)"
-    else:
-        verdict = "the difference is not resolved at this number of test images"
-    label = f"{b} bound" if bound_b else b
-    return f"- NLL({a}) − NLL({label}) = {interval}: {verdict}."
+def answer_cell(found: dict | None) -> str:
+    """One dataset's answer for the first screen: the primary pair's outcome, and how often
+    resamples of seeds and draws agree."""
+    if found is None:
+        return "not compared (a model of the pair is missing)"
+    agreed = found["agreement"]
+    return f"**{found['outcome']}** ({agreed['share']:.0%} of resamples agree)"
 
 
-def verdict_section(dataset: str, found: dict) -> str:
-    """What was declared from the metric check, the primary pair's comparison part by part, the
-    family matrix and the family's answer (`arbench.metrics.verdict.answer`)."""
-    out = []
-    declared = ", ".join(
-        f"{part}: **{chosen['primary'] or 'none passes its checks'}**"
-        + (f" (margin {chosen['margin']:.3g})" if chosen["primary"] else "")
-        for part, chosen in found["declared"].items()
-    )
-    out.append(f"Declared from the metric check before any comparison: {declared}.\n")
+def family_cell(family: dict) -> str:
+    if not family["differing"]:
+        return f"**{family['outcome']}** (all {sum(family['counts'].values())} pairs)"
+    counts = ", ".join(f"{n} {o}" for o, n in family["counts"].items())
+    return f"**{family['outcome']}** ({counts})"
+
+
+def why(found: dict) -> str:
+    """What decided the primary pair, in one sentence."""
     pair = found["primary_pair"]
-    if pair:
-        a, b = pair["pair"]
-        out.append(
-            f"**The primary pair, {a} against {b}: {pair['outcome']}** "
-            f"({pair['agreement']['share']:.0%} of {RESAMPLES} resamples of seeds and draws "
-            f"give {pair['agreement']['majority']}).\n"
-        )
-        out.append(comparison_rows(pair["parts"]) + "\n")
-        for part, part_found in pair["parts"].items():
-            if part_found["disagree"]:
-                out.append(
-                    f"In {part}, {', '.join(part_found['disagree'])} disagree with the primary "
-                    "metric's finding.\n"
-                )
-    family = found["family"]
-    text = f"**The family answer: {family['outcome']}**"
-    if family["differing"]:
-        text += f" (most pairs: {family['most_common']}; the pairs that differ: " + "; ".join(
-            f"{a} against {b}: {o}" for a, b, o in family["differing"]
-        ) + ")"
-    out.append(text + ".\n")
-    if found["matrix"]:
-        out.append(
-            "Every autoregressive model against every mixture (each model's training runs "
-            "pooled):\n\n" + matrix_table(found["matrix"]) + "\n"
-        )
-    return "\n".join(out)
+    if pair is None:
+        return ""
+    diversity = pair["parts"]["diversity"]["primary"]
+    if diversity is None:
+        return "no diversity metric passes its checks"
+    text = (
+        f"{diversity['metric']} {diversity['ours']:.3g} against {diversity['theirs']:.3g} "
+        f"(margin {diversity['margin']:.2g})"
+    )
+    fidelity = pair["parts"]["fidelity"]["primary"]
+    if fidelity is not None:
+        text += f"; {fidelity['metric']}: {fidelity['finding']}"
+    return text
 
 
-def completion_section(files: dict[str, dict], filled: dict[str, dict]) -> str:
-    """The conditional NLL of the hidden rows per model, and paired differences."""
-    summaries = {m: COMPLETION.read(f["completion"]) for m, f in files.items()}
-    first = next(iter(summaries.values()))
+def first_screen(verdicts: dict[str, dict], best: dict[str, str], links: list[str]) -> str:
+    """The question, the answer per dataset (the seed's own pair first, then every pair of the
+    two families), what decided it, and the way to every section."""
     lines = [
-        f"Completion: the bottom {first['hidden_rows']:.0%} of the rows of every test image "
-        f"hidden ({first['hidden_pixels']} values), the rest given. Conditional NLL of the true "
-        "hidden values, nats/image:\n",
-        "| model | conditional NLL | likelihood |",
-        "| --- | --- | --- |",
+        QUESTION + "\n",
+        "| dataset | the seed's pair: MADE against the PCA-GMM | every autoregressive model "
+        "against every mixture | decided by (diversity; fidelity) | best test NLL, "
+        "autoregressive / mixture |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for model, summary in summaries.items():
+    for dataset, found in verdicts.items():
         lines.append(
-            f"| {model} | {summary['conditional_nll_nats']:.2f} ± "
-            f"{summary['conditional_nll_nats_se']:.2f} | {summary['likelihood']} |"
+            f"| {dataset} | {answer_cell(found['primary_pair'])} | "
+            f"{family_cell(found['family'])} | {why(found)} | {best[dataset]} |"
         )
-    lines.append("")
-    estimates = {m for m, summary in summaries.items() if summary["likelihood"] != "exact"}
+    lines.append(
+        "\nSupported: the autoregressive model's samples are more diverse, and no less faithful. "
+        "Equal within the margin: the difference in diversity is smaller than a quarter of what "
+        "dropping a mode does. Model-dependent: the pairs of the two families do not all give one "
+        f"answer. The share is of {RESAMPLES} resamples of the training runs and draws.\n"
+    )
+    lines.append("Sections: " + " · ".join(links) + "\n")
+    return "\n".join(lines)
 
-    nlls = {m: found["nll"] for m, found in filled.items()}
-    for pair in paired_differences(nlls):
-        note = " (an estimate, not exact: compare with care)" if pair["b"] in estimates else ""
-        lines.append(
-            f"- {pair['a'].upper()} − {pair['b'].upper()} = {pair['mean']:+.2f} ± "
-            f"{pair['se']:.2f} nats/image on the same test images{note}."
+
+def rule_section() -> str:
+    return (
+        "## The rule\n\nFixed before any number below.\n\n"
+        + "\n".join(f"{i}. {line}" for i, line in enumerate(RULE, 1))
+        + "\n"
+    )
+
+
+def declared_sentence(found: dict) -> str:
+    """Each part's primary metric and margin, as the metric check declared them."""
+    parts = []
+    for part, chosen in found["declared"].items():
+        if chosen["primary"] is None:
+            parts.append(f"{part}: no metric passes its checks")
+        else:
+            separation = chosen["separation"]["standard_errors"]
+            parts.append(
+                f"{part}: **{chosen['primary']}** (separates its known answer by "
+                f"{separation:.0f} SE; margin {chosen['margin']:.2g})"
+            )
+    return "Declared by the metric check, before any comparison: " + "; ".join(parts) + "."
+
+
+def pair_sentence(found: dict) -> str:
+    pair = found["primary_pair"]
+    if pair is None:
+        return "The seed's pair is not both trained on this dataset."
+    a, b = pair["pair"]
+    text = f"**{a} against {b}: {pair['outcome']}**"
+    if pair["unfinished"]:
+        text += f" ({', '.join(pair['unfinished'])} had not finished learning)"
+    disagree = [
+        f"in {part}, {', '.join(f['disagree'])} disagree with the primary metric"
+        for part, f in pair["parts"].items()
+        if f["disagree"]
+    ]
+    if disagree:
+        text += "; " + "; ".join(disagree)
+    return text + "."
+
+
+def family_sentence(found: dict) -> str:
+    family = found["family"]
+    text = f"Every autoregressive model against every mixture: **{family['outcome']}**"
+    if family["differing"]:
+        text += f"; most pairs {family['most_common']}, but " + "; ".join(
+            f"{a} against {b} {o}" for a, b, o in family["differing"]
         )
-    return "\n".join(lines) + "\n"
+    return text + "."
+
+
+LIKELIHOOD_NOTE = (
+    "NADE, MADE, PixelCNN, the mixture of Bernoullis and the diagonal Gaussian mixture give exact "
+    "discrete likelihoods; the full and PCA Gaussian mixtures' are the uniform-dequantization "
+    "upper bound, so a difference against them (≥) is a lower bound on the true one: negative, "
+    "it does not rank the pair; positive, the mixture is better even by its bound. ± is one "
+    "standard error (over test images, and between training runs where that is larger); "
+    "intervals are 95%."
+)
 
 
 def copies_sentence(meta: dict) -> str:
@@ -120,37 +156,33 @@ def copies_sentence(meta: dict) -> str:
 
 DEFINITIONS = f"""## How sample quality is measured
 
-Every set of images is measured the same way, against the same test images, every set at the
-same size (`src/arbench/metrics/` defines each metric):
+Every set of images is measured against the same test images, every set at the same size
+(`src/arbench/metrics/` defines each metric). Fidelity: **Fréchet** and **KID** (kernel
+distance) in four feature spaces (*learned*: an autoencoder trained on the training images;
+*contrastive*: a SimCLR encoder; *random*: the same shape untrained; *PCA*: 32 principal
+components of the pixels), **precision** and **density** (k = 5 nearest neighbours, learned
+features), and the **classifier accuracy** (a small network telling the set from test images,
+{C2ST["folds"]}-fold cross-validated; 0.5: indistinguishable). Diversity: **recall** and
+**coverage**; **NDB**, the share of k-means bins of the training pixels whose share of the set
+differs from the training images' (two-proportion tests, Benjamini-Hochberg at 5%), and
+**NDB JSD**, the Jensen-Shannon divergence of the two bin histograms (Richardson & Weiss 2018);
+the **class histogram**, where labelled images exist: the total variation between the classes a
+label classifier gives the set and the test images. Lower is better for distances, NDB and the
+classifier; higher for precision, density, recall and coverage, up to real images' own.
 
-- **Fréchet** and **KID**: Fréchet distance and kernel inception distance (unbiased, cubic
-  kernel; may be slightly negative) between the set's features and the test images', in four
-  feature spaces: *learned* (a small autoencoder trained on the training images, also to tell
-  the labels apart where there are labels), *contrastive* (an encoder of the same shape trained
-  self-supervised, SimCLR), *random* (the same shape at random weights) and *PCA* (the top 32
-  principal components of the training pixels). Lower is closer. Fidelity.
-- **precision** and **density** (fidelity), **recall** and **coverage** (diversity): k = 5
-  nearest neighbours in the learned features. Higher is better, up to real images' own.
-- **classifier accuracy**: a small network trained to tell the set from as many test images,
-  cross-validated in {C2ST["folds"]} folds: 0.5 when it cannot tell them apart. Fidelity.
-- **NDB** and **NDB JSD** (diversity): the training pixels binned by k-means; the share of bins
-  whose proportion in the set differs from the training images' (two-proportion z-tests,
-  Benjamini-Hochberg at 5% over the bins), and the Jensen-Shannon divergence between the two bin
-  histograms (Richardson & Weiss 2018). Lower is better.
-- **class histogram** (diversity, where labelled images exist): the total variation distance
-  between the classes a label classifier gives the set and those it gives the test images.
-- **novelty**: RMS pixel distance from each image to its nearest training image; **copies**: the
-  share of exact training images. They describe.
-- A model's value is the mean over its independent draws of samples and its training runs; ±
-  is its standard error (the spread of the draws and of the runs). A check set's ± is from
-  subsets of three quarters of the set (the delete-d jackknife), binomial for the classifier,
-  as the error-bar check calibrated it.
+**Errors.** A model's value is the mean over its independent draws of samples and its training
+runs, its error the larger of their spreads; a difference adds what the shared test images bring
+(each set measured against the same subsets of them). A check set's error comes from subsets of
+three quarters of it (binomial for the classifier), calibrated by the error-bar check: scaled up
+by the upper limit of its ratio to the spread of 20 independent draws where too small, kept where
+too large (conservative), the draws' spread where it is 0 at a boundary.
 
-**The metric check.** A metric is used in its part only where it ranks sets whose order is known.
-Fidelity: held-out real images ahead of one moment-matched Gaussian, of 3x3-blurred images (grey
-levels) and of real images with 30% noise; no noise level ahead of a lower one. Diversity: real
-images without their largest mode, and real images replaced by the prototypes of a few k-means
-clusters, behind real images; no noisy, outlier-laden or noisy-prototype set ahead of real
-images. Both: training images read as held-out real ones, and one Gaussian no better than
-training images (a reference the sets are exchangeable with).
+**The metric check.** A metric is used in its part only where it ranks sets of known quality.
+Fidelity: held-out real images ahead of one moment-matched Gaussian, blurred images (grey levels)
+and real images with 30% noise; no noise level ahead of a lower one. Diversity: real images
+without their largest mode, and prototypes of a few k-means clusters, behind real images; no
+noisy, outlier-laden or noisy-prototype set ahead of real. Both: training images read as
+held-out real ones, and one Gaussian no better than training images. The primary metric of a
+part separates its defining set (the Gaussian; the dropped mode) from real images by the most
+standard errors; its margin is {MARGIN_SHARE:.0%} of that separation.
 """

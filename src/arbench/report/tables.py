@@ -1,5 +1,7 @@
-"""The report's tables: the likelihood and sample-quality CSV files and every markdown table of
-the report, each from the stage outputs it shows, numbers as they were measured."""
+"""The report's tables: the likelihood and sample-quality CSV files (every training run and draw)
+and the markdown tables of the report (every model, its runs pooled), each from the stage outputs
+it shows. A number carries the digits its error allows; an error of zero says so in words; no
+cell runs longer than `CELL` characters (what needs more goes to a note said once)."""
 
 from __future__ import annotations
 
@@ -86,6 +88,64 @@ def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
     return rows
 
 
+CELL = 60  # the most characters a table cell of the report holds
+
+
+def model_likelihoods(rows: list[dict]) -> dict[str, dict]:
+    """Per model, its training runs' test NLLs pooled: their mean, the larger of the spread
+    between runs and the runs' own error, whether it is a bound, and how its trainings ended."""
+    models: dict[str, dict] = {}
+    for row in rows:
+        model = row["model"].partition(".r")[0]
+        found = models.setdefault(
+            model,
+            {
+                "runs": [],
+                "ses": [],
+                "bits": [],
+                "bound": row["likelihood"] != "exact",
+                "family": family(model),
+                "ended": [],
+                "unfinished": [],
+            },
+        )
+        found["runs"].append(row["nll_nats"])
+        found["ses"].append(row["nll_nats_se"])
+        found["bits"].append(row["bits_per_dim"])
+        found["ended"].append(row["training_ended_by"])
+        if not row["finished_learning"]:
+            found["unfinished"].append(row["model"])
+    for found in models.values():
+        runs = np.array(found["runs"])
+        between = runs.std(ddof=1) / math.sqrt(len(runs)) if len(runs) > 1 else 0.0
+        within = math.sqrt(sum(se**2 for se in found["ses"])) / len(runs)
+        found.update(mean=float(runs.mean()), se=float(max(between, within)))
+        found["bits_mean"] = float(np.mean(found["bits"]))
+    return models
+
+
+def likelihood_table(models: dict[str, dict]) -> str:
+    """Each model's test NLL over its runs, best first, with how its trainings ended."""
+    lines = [
+        "| model | test NLL, nats/image | bits/dim | likelihood | trainings |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for model in sorted(models, key=lambda m: models[m]["mean"]):
+        found = models[model]
+        ended = sorted(set(e or "?" for e in found["ended"]))
+        runs = len(found["runs"])
+        training = (
+            f"{len(found['unfinished'])} of {runs} unfinished"
+            if found["unfinished"]
+            else f"{runs} of {runs} finished ({', '.join(ended)})"
+        )
+        lines.append(
+            f"| {model} | {number(found['mean'], found['se'])} | {found['bits_mean']:.4f} "
+            f"| {'upper bound' if found['bound'] else 'exact'} | {training} |"
+        )
+    return "\n".join(lines)
+
+
 def paired_differences(nlls: dict[str, np.ndarray]) -> list[dict]:
     """Per-image NLL(a) - NLL(b) on the same test images, for each autoregressive vs mixture
     pair: its mean, standard error and 95% interval."""
@@ -108,26 +168,27 @@ def paired_differences(nlls: dict[str, np.ndarray]) -> list[dict]:
     return pairs
 
 
-def markdown_table(rows: list[dict]) -> str:
+def difference_matrix(nlls: dict[str, np.ndarray], bounds: set[str]) -> str:
+    """Paired differences as one table: a row per autoregressive model, a column per mixture,
+    each cell NLL(row) - NLL(column) per test image with its 95% interval. Against a mixture
+    whose NLL is an upper bound the difference is a lower bound on the true one (marked ≥)."""
+    pairs = paired_differences(nlls)
+    rows = list(dict.fromkeys(p["a"] for p in pairs))
+    columns = list(dict.fromkeys(p["b"] for p in pairs))
+    cells = {(p["a"], p["b"]): p for p in pairs}
     lines = [
-        "| model | NLL (nats/image) | bits/dim | likelihood | dequantization bound | parameters "
-        "| train time | device | training ended by | NLL still falling by (nats/epoch) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| NLL(row) − NLL(column) | "
+        + " | ".join(f"{c} (bound)" if c in bounds else c for c in columns)
+        + " |",
+        "| --- |" + " --- |" * len(columns),
     ]
-    for r in rows:
-        seconds = f"{r['train_seconds']:.0f} s" if r["train_seconds"] is not None else ""
-        bound = ""
-        if r.get("bound_nll_nats") is not None:
-            bound = f"{r['bound_nll_nats']:.2f} (Monte Carlo ± {r['bound_monte_carlo_se']:.2f})"
-        rate = convergence.rate_text(r["training"])
-        if not r["finished_learning"]:
-            rate = f"**{rate}: unfinished**"
-        lines.append(
-            f"| {r['model']} | {r['nll_nats']:.2f} ± {r['nll_nats_se']:.2f} "
-            f"| {r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f} | {r['likelihood']} "
-            f"| {bound} | {r['parameters'] or '':,} | {seconds} | {r['device'] or ''} "
-            f"| {convergence.describe(r['training'])} | {rate} |"
-        )
+    for a in rows:
+        shown = []
+        for b in columns:
+            p = cells[a, b]
+            mark = "≥ " if b in bounds else ""
+            shown.append(f"{mark}{p['mean']:+.1f} ({p['low']:+.1f} to {p['high']:+.1f})")
+        lines.append(f"| {a} | " + " | ".join(shown) + " |")
     return "\n".join(lines)
 
 
@@ -198,135 +259,50 @@ def quality_table(values: dict[str, dict], metrics: list[str]) -> str:
     return "\n".join(lines)
 
 
-def check_table(plan: dict) -> str:
-    """Each metric's known-answer checks (with calibrated errors): passed or which failed, how far
-    it separates its part's defining set from real images, the margin that gives, and its role."""
-    lines = [
-        "| metric | part | known-answer checks | separation | margin | role |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for metric, judged in plan["judged"].items():
-        part = judged["part"]
-        checks = judged["parts"][part]["checks"]
-        failed = [name for name, found in checks.items() if not found["passed"]]
-        passed = f"all {len(checks)} passed" if not failed else f"failed: {'; '.join(failed)}"
-        chosen = plan["parts"][part]
-        role = (
-            "**primary**"
-            if chosen["primary"] == metric
-            else "support"
-            if metric in chosen["support"]
-            else "not used"
-        )
-        separation = judged["separation"]
-        lines.append(
-            f"| {metric} | {part} | {passed} | {separation['standard_errors']:.1f} SE "
-            f"| {judged['margin']:.3g} | {role} |"
-        )
-    return "\n".join(lines)
-
-
-def calibration_table(errors: dict) -> str:
-    """The error-bar check: per metric and source, the spread of independent draws beside the
-    error one set is given; the pooled ratio with its interval, and what was done with it."""
-    metrics = errors["metrics"]
-    sources = list(next(iter(metrics.values()))["sources"])
-    draws = {source: len(errors["draws"][source]) for source in sources}
-    lines = [
-        "| metric | "
-        + " | ".join(f"{s} ({draws[s]} draws)" for s in sources)
-        + " | spread / error (95% interval) | done |",
-        "| --- |" + " --- |" * (len(sources) + 2),
-    ]
-    for metric, found in metrics.items():
-        cells = []
-        for source in sources:
-            one = found["sources"].get(source)
-            cells.append("" if one is None else ratio_text(one["ratio"]))
-        pooled = (
-            "unchecked"
-            if found["ratio"] is None
-            else f"{found['ratio']:.2f} ({found['low']:.2f}-{found['high']:.2f})"
-        )
-        lines.append(f"| {metric} | " + " | ".join(cells) + f" | {pooled} | {found['reading']} |")
-    return "\n".join(lines)
-
-
-def ratio_text(ratio: float | None) -> str:
-    if ratio is None:
-        return "no spread, no error"
-    return "error 0, draws spread" if math.isinf(ratio) else f"{ratio:.2f}x"
-
-
 def comparison_rows(parts: dict) -> str:
-    """A pair's comparison, part by part: the primary metric and its support, each with both
-    models' values, the difference and its 95% interval, the margin and the finding."""
+    """A pair's comparison: each part's primary metric, then any supporting metric that
+    disagrees with it, with both models' values, the difference and its 95% interval, the margin,
+    the smallest difference the comparison could detect, and the finding."""
     lines = [
         "| part | metric | autoregressive | mixture | better by (95% interval) | margin "
         "| detectable | finding |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for part, found in parts.items():
-        rows = ([found["primary"]] if found["primary"] else []) + found["support"]
-        for index, row in enumerate(rows):
-            name = f"**{row['metric']}**" if index == 0 else row["metric"]
-            margin = "" if row["margin"] is None else f"{row['margin']:.3g}"
+        if found["primary"] is None:
+            lines.append(f"| {part} | no metric passes its checks | | | | | | not tested |")
+            continue
+        disagreeing = [s for s in found["support"] if s["metric"] in found["disagree"]]
+        for index, row in enumerate([found["primary"], *disagreeing]):
+            name = f"**{row['metric']}**" if index == 0 else f"{row['metric']} (support)"
+            margin = "" if row["margin"] is None else f"{row['margin']:.2g}"
             low, high = row["interval"]
             lines.append(
                 f"| {part if index == 0 else ''} | {name} | {row['ours']:.3g} | "
-                f"{row['theirs']:.3g} | {row['better_by']:+.3g} ({low:+.3g} to {high:+.3g}) "
-                f"| {margin} | {row['detectable']:.3g} | {row['finding']} |"
+                f"{row['theirs']:.3g} | {row['better_by']:+.2g} ({low:+.2g} to {high:+.2g}) "
+                f"| {margin} | {row['detectable']:.2g} | {row['finding']} |"
             )
     return "\n".join(lines)
 
 
+def cell_text(cell: dict) -> str:
+    """A pair's outcome and how often resamples of seeds and draws give the majority outcome."""
+    agreed = cell["agreement"]
+    if agreed["majority"] == cell["outcome"]:
+        return f"{cell['outcome']} ({agreed['share']:.0%} of resamples)"
+    return f"{cell['outcome']} (resamples: {agreed['majority']} {agreed['share']:.0%})"
+
+
 def matrix_table(matrix: dict[str, dict[str, dict]]) -> str:
-    """The outcome for every autoregressive model (rows) against every mixture (columns), with
-    the majority outcome over resamples and its share where it differs."""
+    """The outcome for every autoregressive model (rows) against every mixture (columns), each
+    with the majority outcome of the resamples and its share."""
     columns = sorted({b for cells in matrix.values() for b in cells})
     lines = [
         "| autoregressive \\ mixture | " + " | ".join(columns) + " |",
         "| --- |" + " --- |" * len(columns),
     ]
     for a, cells in matrix.items():
-        shown = []
-        for b in columns:
-            cell = cells[b]
-            agreed = cell["agreement"]
-            text = f"{cell['outcome']} ({agreed['share']:.0%} of resamples"
-            if agreed["majority"] != cell["outcome"]:
-                text += f" say {agreed['majority']}"
-            shown.append(text + ")")
-        lines.append(f"| {a} | " + " | ".join(shown) + " |")
-    return "\n".join(lines)
-
-
-def levels_text(values: list[float], levels: int) -> str:
-    """Per-channel values in levels; for binary images the share of ones, to three places."""
-    if levels == 2:
-        return "/".join(f"{v:.3f}" for v in values)
-    return "/".join(f"{v:.0f}" for v in values)
-
-
-def pixel_table(test: dict, sets: dict[str, dict], levels: int) -> str:
-    """Each set's pixels beside the test images': what a small classifier sees first."""
-    binary = levels == 2
-    lines = [
-        "| set | "
-        + (
-            "share of ones | spread | roughness |"
-            if binary
-            else "mean level (per channel) | spread (per channel) | extreme levels | roughness |"
-        ),
-        "| --- | --- | --- | --- |" + ("" if binary else " --- |"),
-    ]
-    for name, found in {"real (test)": test, **sets}.items():
-        extreme = "" if binary else f" {found['extreme_share']:.1%} |"
-        roughness = f"{found['roughness']:.3f}" if binary else f"{found['roughness']:.2f}"
-        lines.append(
-            f"| {name} | {levels_text(found['channel_mean'], levels)} "
-            f"| {levels_text(found['channel_sd'], levels)} |{extreme} {roughness} |"
-        )
+        lines.append(f"| {a} | " + " | ".join(cell_text(cells[b]) for b in columns) + " |")
     return "\n".join(lines)
 
 
