@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from arbench.core.cli import json_object, run_stage, stage_parser
-from arbench.core.plan import build_model, model_entry, split_settings
+from arbench.core.plan import build_model, entry_for, split_settings
 from arbench.data.format import load_dataset
 from arbench.training import checkpoints, convergence
 from arbench.training.checkpoints import resolve_device
@@ -71,7 +71,7 @@ def fit(
         torch.set_num_threads(training["threads"])
     model = build_model(model_name, data.shape, data.levels, architecture)
     started = time.perf_counter()
-    if model_entry(model_name).neural:
+    if entry_for(model_name, settings).neural:
         model, state, record = Trainer(model, data, training, checkpoint, metrics).run(
             keep_checkpoint
         )
@@ -128,13 +128,20 @@ def fit(
 def parameter_count(model) -> int:
     if isinstance(model, torch.nn.Module):
         return sum(p.numel() for p in model.parameters())
-    return sum(int(np.prod(v.shape)) for v in model.to_checkpoint()["state"].values())
+    # the numbers of its state (a user's model may keep plain values beside its tensors)
+    state = model.to_checkpoint()["state"].values()
+    return sum(int(np.prod(v.shape)) for v in state if hasattr(v, "shape"))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("arbench.train", "Train one model on one dataset file.")
     parser.add_argument("--data", required=True, help="dataset file (.npz)")
-    parser.add_argument("--model", required=True, help="a model of arbench.core.plan.MODELS")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a model of arbench.core.plan.MODELS, an installed arbench.models entry point, or "
+        "a name for the class the settings name (`class`)",
+    )
     parser.add_argument(
         "--settings",
         type=json_object,
