@@ -12,7 +12,7 @@ import numpy as np
 
 from arbench.core.contracts import LIKELIHOOD
 from arbench.core.files import atomic_write
-from arbench.core.plan import METRICS
+from arbench.core.plan import METRICS, USER, model_entry
 from arbench.metrics.error_bars import TOLERANCE
 from arbench.metrics.known_answers import PROTOTYPE, REAL, RESOLVES
 from arbench.metrics.verdict import family, voting_parts
@@ -37,6 +37,7 @@ TABLE_FIELDS = [
     "improvement_nats_per_epoch",
     "resumed",
     "finished_learning",
+    "origin",  # arbench's model, or the user's (a class named in the config or an entry point)
 ]
 
 QUALITY_FIELDS = [
@@ -82,6 +83,7 @@ def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
                     "improvement_nats_per_epoch": record and record["improvement_per_epoch"],
                     "resumed": record and record["resumed"],
                     "finished_learning": not convergence.unfinished(record),
+                    "origin": model_entry(run).origin,
                     "training": record,
                 }
             )
@@ -125,7 +127,8 @@ def markdown_table(rows: list[dict]) -> str:
         if not r["finished_learning"]:
             rate = f"**{rate}: unfinished**"
         lines.append(
-            f"| {r['model']} | {r['nll_nats']:.2f} ± {r['nll_nats_se']:.2f} "
+            f"| {r['model']}{' (yours)' if r['origin'] == USER else ''} "
+            f"| {r['nll_nats']:.2f} ± {r['nll_nats_se']:.2f} "
             f"| {r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f} | {r['likelihood']} "
             f"| {bound} | {r['parameters'] or '':,} | {seconds} | {r['device'] or ''} "
             f"| {convergence.describe(r['training'])} | {rate} |"
