@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench.core.cli import json_object, run_stage, stage_parser
-from arbench.core.plan import build_model, entry_for, split_settings
+from arbench.core.cli import STOPPED, json_object, run_stage, stage_parser
+from arbench.core.plan import SettingsError, build_model, entry_for, split_settings
 from arbench.data.format import load_dataset
 from arbench.training import checkpoints, convergence
 from arbench.training.checkpoints import resolve_device
@@ -172,7 +172,23 @@ def main(argv: list[str] | None = None) -> int:
         ),
         inputs=(args.data,),
         outputs=(args.out, args.metrics),
+        on_stop=when_stopped(args.model, args.settings),
     )
+
+
+def when_stopped(model: str, settings: dict) -> str:
+    """What a training stopped by a signal does when run again: a network resumes from the
+    checkpoint it wrote as it stopped; a fit starts again (it keeps no checkpoint)."""
+    try:
+        neural = entry_for(model, settings).neural
+    except SettingsError:  # the stage itself says what is wrong with the model
+        return STOPPED
+    if neural:
+        return (
+            "No output was left half-written and the checkpoint it wrote as it stopped is "
+            "kept: run it again and the training resumes where it stopped."
+        )
+    return "No output was left half-written; run it again to fit the model from the start."
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ def load(path: str | Path, what: str = "model file", remedy: str | None = None, 
     remedy = remedy or remake(path, rule).capitalize() + "."
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist. {remedy}")
+    if not path.is_file():  # a FIFO or a device: reading it could wait forever
+        raise refused(path, what, f"not a regular file, so not a {what}", remedy)
     if not zipfile.is_zipfile(path):  # a torch file is a zip archive
         with open(path, "rb") as handle:
             cut = handle.read(4) == b"PK\x03\x04"
