@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from arbench.core import plan, user_models
+from arbench.core.configuration import coerce
 from arbench.models import interface
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,3 +262,19 @@ def test_the_adopted_model_checks_what_the_users_methods_return(monkeypatch):
         model.sample(3, seed=0)
     with pytest.raises(ValueError, match=r"returned shape \(3, 2\) for 3 images"):
         model.log_prob(torch.zeros(3, 1, 2, 2, dtype=torch.long))
+
+
+def test_a_users_settings_given_as_text_on_the_command_line_take_their_defaults_types():
+    """What Snakemake hands over for --config 'models={"mine": {...}}': every value as text."""
+    config = config_naming("independent_pixels.network:IndependentPixelsNet", family="mixture")
+    entries = plan.use_config(config)
+    given = {
+        "models": {"mine": {"init_scale": "0.5", "epochs": "7", "tf32": "true"}, "nade": {}},
+        "datasets": {"digits": {"overrides": {"mine": {"lr": "1e-2"}, "mob": {"tol": "x"}}}},
+        "seed": "3",
+    }
+    typed = coerce(plan.user_overrides(given, entries), plan.user_settings_schema(entries), None)
+    assert typed == {
+        "models": {"mine": {"init_scale": 0.5, "epochs": 7, "tf32": True}},
+        "datasets": {"digits": {"overrides": {"mine": {"lr": 0.01}}}},
+    }  # arbench's models and the rest of the config: typed by the schema, left alone here

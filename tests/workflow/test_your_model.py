@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -174,3 +176,14 @@ def test_the_examples_configs_plan_as_the_readme_runs_them(name, installed, tmp_
     jobs = planned(tmp_path, config, env)
     models = {wildcards.split("model=")[1] for rule, wildcards in jobs if rule == "train"}
     assert models == set(config["datasets"]["mnist"]["models"])
+
+
+def test_a_users_settings_given_on_the_command_line_keep_their_types(ran, installed):
+    override = 'models={"pixels_net": {"epochs": 4, "init_scale": 0.25}}'  # reaches it as text
+    result = snakemake(ran, CONFIG, "--dry-run", "-p", "--config", override, env=installed)
+    settings = [
+        json.loads(shlex.split(line)[shlex.split(line).index("--settings") + 1])
+        for line in result.stdout.splitlines()
+        if "-m arbench.train" in line and "--model pixels_net" in line
+    ]
+    assert [(s["epochs"], s["init_scale"]) for s in settings] == [(4, 0.25)]

@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
-from arbench.core import contracts, plan, user_models
+from arbench.core import configuration, contracts, plan, user_models
 from arbench.core.code_inputs import code_digest
 from arbench.hooks import advice, damaged
 
@@ -26,6 +26,13 @@ try:  # every model the config names, a user's class imported and checked agains
     USER_MODELS = plan.use_config(config)
 except plan.SettingsError as error:
     raise WorkflowError(f"config: {error}") from None
+# --config values of a user's model's settings arrive as text, as every --config value does: the
+# schema does not know them, the defaults its class declares type them
+configuration.with_typed_overrides(
+    config,
+    plan.user_overrides(dict(workflow.config_settings.config), USER_MODELS),
+    plan.user_settings_schema(USER_MODELS),
+)
 # The run's user models, for the jobs that know a model only by its name (the report); a job's
 # settings and a model file name the class themselves
 plan.export_user_models(USER_MODELS)

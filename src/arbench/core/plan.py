@@ -566,6 +566,56 @@ def use_config(config: dict) -> dict[str, ModelEntry]:
     }
 
 
+JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object"}
+
+
+def _value_schema(default) -> dict:
+    if isinstance(default, list):
+        return {"type": "array", "items": _value_schema(default[0]) if default else {}}
+    kind = JSON_TYPES.get(type(default))
+    return {"type": kind} if kind else {}  # a default of None: any value, left as given
+
+
+def settings_schema(entry: ModelEntry) -> dict:
+    """A JSON schema of a model's settings, read off their defaults: what types a user's
+    model's `--config` values (which arrive as text) by `arbench.core.configuration.coerce`."""
+    properties = {key: _value_schema(value) for key, value in entry.settings.items()}
+    return {"type": "object", "properties": properties}
+
+
+def user_settings_schema(entries: dict[str, ModelEntry]) -> dict:
+    """The part of the config schema the user's models of a run add: their settings under
+    `models` and under each dataset's `overrides`."""
+    models = {name: settings_schema(entry) for name, entry in entries.items()}
+    overrides = {"type": "object", "properties": models}
+    return {
+        "type": "object",
+        "properties": {
+            "models": {"type": "object", "properties": models},
+            "datasets": {
+                "type": "object",
+                "additionalProperties": {"type": "object", "properties": {"overrides": overrides}},
+            },
+        },
+    }
+
+
+def user_overrides(overrides: dict, entries: dict[str, ModelEntry]) -> dict:
+    """Of `--config` values, those of the user's models' settings (under `models` and under
+    each dataset's `overrides`): the only ones `user_settings_schema` types."""
+    found = {}
+    if isinstance(overrides.get("models"), dict):
+        models = {k: v for k, v in overrides["models"].items() if k in entries}
+        if models:
+            found["models"] = models
+    datasets = overrides.get("datasets")
+    for dataset, entry in (datasets if isinstance(datasets, dict) else {}).items():
+        given = entry.get("overrides") if isinstance(entry, dict) else None
+        if isinstance(given, dict) and (mine := {k: v for k, v in given.items() if k in entries}):
+            found.setdefault("datasets", {})[dataset] = {"overrides": mine}
+    return found
+
+
 def export_user_models(entries: dict[str, ModelEntry]) -> None:
     """Hand a run's user models to its jobs, for those that know a model only by its name."""
     user_models.export(
