@@ -31,6 +31,8 @@ try:
         config, dict(workflow.config_settings.config), SCHEMA
     )
     configuration.check(config, SCHEMA, CONFIG_FILES)
+    # every key left out that the schema gives a default: whatever reads the config finds it
+    configuration.fill_defaults(config, SCHEMA)
 except configuration.ConfigError as error:
     raise WorkflowError(f"config: {error}") from None
 

@@ -41,7 +41,10 @@ def digit_model(tmp_path_factory) -> Path:
     )
     model = folder / "mob.pt"
     train(data, "mob", {"components": 5, "max_iter": 10}, model)
-    card = {"model": "mob", "dataset": {"name": "digits", "spec": SPEC}}
+    card = {
+        "model": "mob",
+        "dataset": {"name": "digits", "spec": SPEC, "shape": [1, 28, 28], "levels": 2},
+    }
     card["file"] = {"sha256": file_digest(model)}
     trained.card_path(model).write_text(json.dumps(card))
     return model

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arbench.core.cli import json_object, run_stage, stage_parser
-from arbench.core.plan import build_model, model_entry, split_settings
+from arbench.core.cli import STOPPED, json_object, run_stage, stage_parser
+from arbench.core.plan import SettingsError, build_model, entry_for, split_settings
 from arbench.data.format import load_dataset
 from arbench.training import checkpoints, convergence
 from arbench.training.checkpoints import resolve_device
@@ -71,7 +71,7 @@ def fit(
         torch.set_num_threads(training["threads"])
     model = build_model(model_name, data.shape, data.levels, architecture)
     started = time.perf_counter()
-    if model_entry(model_name).neural:
+    if entry_for(model_name, settings).neural:
         model, state, record = Trainer(model, data, training, checkpoint, metrics).run(
             keep_checkpoint
         )
@@ -128,13 +128,20 @@ def fit(
 def parameter_count(model) -> int:
     if isinstance(model, torch.nn.Module):
         return sum(p.numel() for p in model.parameters())
-    return sum(int(np.prod(v.shape)) for v in model.to_checkpoint()["state"].values())
+    # the numbers of its state (a user's model may keep plain values beside its tensors)
+    state = model.to_checkpoint()["state"].values()
+    return sum(int(np.prod(v.shape)) for v in state if hasattr(v, "shape"))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("arbench.train", "Train one model on one dataset file.")
     parser.add_argument("--data", required=True, help="dataset file (.npz)")
-    parser.add_argument("--model", required=True, help="a model of arbench.core.plan.MODELS")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a model of arbench.core.plan.MODELS, an installed arbench.models entry point, or "
+        "a name for the class the settings name (`class`)",
+    )
     parser.add_argument(
         "--settings",
         type=json_object,
@@ -165,7 +172,23 @@ def main(argv: list[str] | None = None) -> int:
         ),
         inputs=(args.data,),
         outputs=(args.out, args.metrics),
+        on_stop=when_stopped(args.model, args.settings),
     )
+
+
+def when_stopped(model: str, settings: dict) -> str:
+    """What a training stopped by a signal does when run again: a network resumes from the
+    checkpoint it wrote as it stopped; a fit starts again (it keeps no checkpoint)."""
+    try:
+        neural = entry_for(model, settings).neural
+    except SettingsError:  # the stage itself says what is wrong with the model
+        return STOPPED
+    if neural:
+        return (
+            "No output was left half-written and the checkpoint it wrote as it stopped is "
+            "kept: run it again and the training resumes where it stopped."
+        )
+    return "No output was left half-written; run it again to fit the model from the start."
 
 
 if __name__ == "__main__":

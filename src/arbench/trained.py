@@ -11,9 +11,11 @@ training.
 
 A model file may have a card beside it (same name, `.json`; the study's published models have
 one): the dataset and the preprocessing that made its images, the settings, the test NLL, how
-training ended, the commit that trained it and the file's sha256, which `load` checks. Loading
-refuses a file that would run code (as every stage does) and one written by an incompatible
-version of the model's code, naming both versions.
+training ended, the commit that trained it and the file's sha256. `load` checks a card against
+the file it describes: its sha256, and the model, the image shape and levels and the dataset spec
+it records against the weights; a card that lacks one of them, or disagrees, is refused naming
+the field. Loading refuses a file that would run code (as every stage does) and one written by an
+incompatible version of the model's code, naming both versions.
 
 From the command line, without training:
 
@@ -25,6 +27,15 @@ User images are put through the preprocessing of the model's dataset (crop, resi
 colour, levels, binarization) before they are scored or completed: a colour photo given to a
 binary MNIST model is made grey and binarized as MNIST's digits were; a file that cannot be
 decoded is named and skipped.
+
+What a user's disk holds is not trusted. Each entry named on the command line or found in a
+folder that is not a readable, non-empty regular image file (a FIFO, a socket or a device, an
+empty file, a link that leads nowhere or in a loop, an unreadable file, a folder's file not named
+as an image) is named and skipped, and the rest are scored: a file is opened only after
+`os.stat` has found a regular file, never blocking, and checked again once open. Links: a link
+to a file is followed, and judged by what it leads to; a link to a folder inside a folder is not
+followed (a folder is read only below itself, so no link loops it); a folder or link named on the
+command line is read, since its user named it.
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ import io
 import json
 import logging
 import math
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -46,7 +59,7 @@ from arbench.complete import hidden_region
 from arbench.core.cli import nonnegative_int, positive_int, run_stage, stage_parser
 from arbench.core.contracts import plainly
 from arbench.core.files import atomic_write
-from arbench.core.plan import source_entry
+from arbench.core.plan import SettingsError, source_entry, source_spec, spec_levels
 from arbench.data.download import file_digest
 from arbench.report.figures import completion_panels, image_panel
 from arbench.training.checkpoints import CheckpointError, load_model
@@ -134,10 +147,13 @@ class TrainedModel:
                 "its preprocessing is not known"
             )
         prepare = source_entry(spec["source"]).image_preparer()
-        images, decoded, skipped, warned = [], [], {}, {}
-        for file in image_files(files):
+        images, decoded, warned = [], [], {}
+        found, skipped = image_files(files)
+        for file, why in skipped.items():
+            log.warning("%s: not scored (%s)", file, why)
+        for file in found:
             try:
-                with Image.open(file) as image:
+                with open_regular(file) as handle, Image.open(handle) as image:
                     if image.width * image.height > MAX_PIXELS:
                         raise ValueError(
                             f"{image.width}x{image.height} pixels, over the {MAX_PIXELS:,} that "
@@ -146,6 +162,10 @@ class TrainedModel:
                     warnings = self.odd_image(image)
                     image.load()
                     images.append(prepare(image, spec, game))
+            except NotAnImage as e:
+                skipped[file] = str(e)
+                log.warning("%s: not scored (%s)", file, skipped[file])
+                continue
             except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
                 skipped[file] = plainly(e)
                 log.warning("%s: not scored (%s)", file, skipped[file])
@@ -174,42 +194,195 @@ class TrainedModel:
         return found
 
 
-def image_files(paths) -> list[Path]:
-    """The files given, and the image files (by suffix) under the folders given, sorted."""
+class NotAnImage(ValueError):
+    """An entry of a user's disk that is not a readable regular file; the message says what it
+    is."""
+
+
+KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def what_is(path: Path) -> str | None:
+    """Why `path` is not a readable regular file with something in it, or None when it is:
+    found with `os.stat` (which follows a link to what it leads to), never by opening it."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"a link to {os.readlink(path)}, which does not exist"
+        return "does not exist"
+    except OSError as error:  # a link loop, a path through something that is not a folder
+        return f"cannot be reached ({error.strerror or error})"
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((name for test, name in KINDS if test(status.st_mode)), "not a regular file")
+        return f"{kind}, not an image file"
+    if status.st_size == 0:
+        return "an empty file"
+    return None
+
+
+def open_regular(path: Path):
+    """`path` opened for reading if it is a regular file with something in it: checked before it
+    is opened (a FIFO is never opened: opening one waits for a writer), opened without waiting,
+    and checked again once open (the entry may have been replaced in between)."""
+    if (problem := what_is(path)) is not None:
+        raise NotAnImage(problem)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as error:
+        raise NotAnImage(f"cannot be read ({error.strerror or error})") from None
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode) or status.st_size == 0:
+        os.close(descriptor)
+        raise NotAnImage("replaced by something that is not an image file while being read")
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
+
+
+def _folder_entries(folder: Path, skipped: dict) -> list[Path]:
+    """The files under `folder` named as images, sorted; its other entries into `skipped`. A
+    link to a folder is not followed, so that a folder is read only below itself."""
     found = []
-    for path in map(Path, [paths] if isinstance(paths, str | Path) else paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.exists():
-            found.append(path)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as error:
+        skipped[folder] = f"a folder that cannot be read ({error.strerror or error})"
+        return found
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            found += _folder_entries(path, skipped)
+        elif entry.is_symlink() and os.path.isdir(path):
+            skipped[path] = "a link to a folder, not followed inside a folder: name it to read it"
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped[path] = f"not named as an image file ({path.suffix or 'no suffix'})"
+        elif (problem := what_is(path)) is not None:
+            skipped[path] = problem
         else:
-            raise FileNotFoundError(f"{path} does not exist")
+            found.append(path)
     return found
 
 
+def image_files(paths) -> tuple[list[Path], dict[Path, str]]:
+    """(the files to read, {entry: why it is skipped}): each path given (a file named is tried
+    whatever its name) and the image files (by suffix) under each folder given, sorted; every
+    entry that is not a readable regular file with something in it is skipped, saying what it
+    is, without being opened."""
+    found, skipped = [], {}
+    for path in map(Path, [paths] if isinstance(paths, str | Path) else paths):
+        if os.path.isdir(path):
+            found += _folder_entries(path, skipped)
+        elif (problem := what_is(path)) is not None:
+            skipped[path] = problem
+        else:
+            found.append(path)
+    return found, skipped
+
+
+# What a card must record of the file it describes, each checked against the file: the file's
+# sha256 before anything is read of it, the rest against the weights it holds
+CARD_FIELDS = ("model", "dataset.spec", "dataset.shape", "dataset.levels", "file.sha256")
+MISSING = object()
+
+
+def card_field(card: dict, field: str):
+    value = card
+    for part in field.split("."):
+        value = value.get(part, MISSING) if isinstance(value, dict) else MISSING
+    return value
+
+
+def read_card(path: Path) -> dict:
+    """The card at `path` (a user's file: read only if it is a regular one)."""
+    try:
+        with open_regular(path) as handle:
+            card = json.loads(handle.read().decode())
+    except NotAnImage as error:
+        raise CheckpointError(f"{path}: the model's card is {error}; it was not used") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({plainly(error)})") from None
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{path} holds a {type(card).__name__}, not a card (a JSON object)")
+    return card
+
+
+def card_refused(card: Path, field: str, problem: str) -> CheckpointError:
+    return CheckpointError(
+        f"{card}: {field} {problem}; the model was not used. A card records the model, its "
+        "dataset's spec, the images' shape and levels, and the file's sha256, and each must be "
+        "the file's (remake the card with the model, or remove it to load the file alone)",
+        f"{field} {problem}",
+    )
+
+
+def check_card(card: dict, card_file: Path, model) -> None:
+    """Refuse a card that disagrees with the weights it describes, naming the field."""
+    found = {
+        "model": model.name,
+        "dataset.shape": list(model.shape),
+        "dataset.levels": model.levels,
+    }
+    for field, value in found.items():
+        if card_field(card, field) != value:
+            recorded = json.dumps(card_field(card, field))
+            raise card_refused(card_file, field, f"is {recorded}, but the file holds {value!r}")
+    spec = card_field(card, "dataset.spec")
+    try:
+        spec = source_spec(spec) if isinstance(spec, dict) else None
+    except SettingsError as error:
+        raise card_refused(card_file, "dataset.spec", f"is not a dataset spec ({error})") from None
+    if spec is None:
+        raise card_refused(card_file, "dataset.spec", "is not a mapping")
+    blank = Image.new("RGB", (64, 64))
+    made = tuple(source_entry(spec["source"]).image_preparer()(blank, spec).shape)
+    if made != tuple(model.shape) or spec_levels(spec) != model.levels:
+        raise card_refused(
+            card_file,
+            "dataset.spec",
+            f"makes images of shape {made} on {spec_levels(spec)} levels, but the file models "
+            f"{tuple(model.shape)} on {model.levels}",
+        )
+
+
 def load(path: str | Path) -> TrainedModel:
-    """The model in `path`, with its card when one lies beside it (`.json`), checked: the card's
-    sha256 must be the file's, the file must hold an arbench model of this version of its code.
-    """
+    """The model in `path`, with its card when one lies beside it (`.json`), checked: the file
+    must be a regular file holding an arbench model of this version of its code; a card must
+    record every field of `CARD_FIELDS`, its sha256 must be the file's and its model, shape,
+    levels and dataset spec those of the weights."""
     path = Path(path)
-    card = {}
-    if card_path(path).exists():
-        try:
-            card = json.loads(card_path(path).read_text())
-        except json.JSONDecodeError as error:
-            raise CheckpointError(f"{card_path(path)} is not valid JSON ({error})") from None
-        if not path.exists():
+    card_file, card = card_path(path), {}
+    carded = os.path.lexists(card_file)  # an empty card is a card too, refused for what it lacks
+    if carded:
+        card = read_card(card_file)
+        if not os.path.lexists(path):
             raise FileNotFoundError(
                 f"{path} is not here; its card says how to make it: {card.get('make', '')}"
             )
-        recorded = card.get("file", {}).get("sha256")
-        if recorded and (found := file_digest(path)) != recorded:
+    if (problem := what_is(path)) is not None:
+        raise CheckpointError(f"{path}: {problem}; it was not used as a model file")
+    if carded:
+        missing = [field for field in CARD_FIELDS if card_field(card, field) is MISSING]
+        if missing:
+            raise card_refused(
+                card_file, ", ".join(missing), "are missing" if len(missing) > 1 else "is missing"
+            )
+        recorded = card_field(card, "file.sha256")
+        if (found := file_digest(path)) != recorded:
             raise CheckpointError(
-                f"{path} has sha256 {found}, but its card {card_path(path)} records "
+                f"{path} has sha256 {found}, but its card {card_file} records "
                 f"{recorded}: the file is not the one the card describes (damaged, or replaced); "
                 "it was not used"
             )
-    return TrainedModel(load_model(path), card, path)
+    model = load_model(path)
+    if carded:
+        check_card(card, card_file, model)
+    return TrainedModel(model, card, path)
 
 
 # -- reproducing a card's check ------------------------------------------------------------------
@@ -366,7 +539,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         work = lambda: score(args.model, args.images, args.out, args.game)  # noqa: E731
-    return run_stage(f"{args.command} with {args.model}", work)
+    outputs = (args.out,) if args.command == "score" else grid_out(args.out)
+    return run_stage(
+        f"{args.command} with {args.model}",
+        work,
+        outputs=outputs,
+        on_stop="Nothing was left half-written; run the same command again to redo it.",
+    )
 
 
 if __name__ == "__main__":

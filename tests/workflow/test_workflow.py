@@ -151,6 +151,7 @@ def test_every_number_in_the_likelihood_table_comes_from_an_evaluate_output(fini
         "improvement_nats_per_epoch",
         "resumed",
         "finished_learning",
+        "origin",
     ]
     report = (finished / "results/report.md").read_text()
     for row in rows:
@@ -167,6 +168,7 @@ def test_every_number_in_the_likelihood_table_comes_from_an_evaluate_output(fini
         assert row["training_ended_by"] == record["ended_by"]
         assert row["training_epochs"] == str(record["epochs"])
         assert row["finished_learning"] == str(not convergence.unfinished(record))
+        assert row["origin"] == "arbench"  # the tiny run's models are all arbench's own
         assert f"| {row['model']} | {metrics['nll_nats']:.2f} ± {metrics['nll_nats_se']:.2f} " in (
             report
         )

@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
-from arbench.core import contracts, plan
+from arbench.core import configuration, contracts, plan, user_models
 from arbench.core.code_inputs import code_digest
 from arbench.hooks import advice, damaged
 from arbench.metrics import bins
@@ -23,11 +23,26 @@ CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 os.environ["ARBENCH_PYTHON"] = "python" if CONDA else sys.executable
 # The command line the user typed, which advice a job gives repeats (its jobs inherit it)
 os.environ.setdefault(contracts.RUN_COMMAND, advice.user_command(sys.orig_argv))
+try:  # every model the config names, a user's class imported and checked against the interface
+    USER_MODELS = plan.use_config(config)
+except plan.SettingsError as error:
+    raise WorkflowError(f"config: {error}") from None
+# --config values of a user's model's settings arrive as text, as every --config value does: the
+# schema does not know them, the defaults its class declares type them
+configuration.with_typed_overrides(
+    config,
+    plan.user_overrides(dict(workflow.config_settings.config), USER_MODELS),
+    plan.user_settings_schema(USER_MODELS),
+)
+# The run's user models, for the jobs that know a model only by its name (the report); a job's
+# settings and a model file name the class themselves
+plan.export_user_models(USER_MODELS)
 
 
 envvars:
     "ARBENCH_PYTHON",
     contracts.RUN_COMMAND,
+    user_models.ENVIRONMENT,
 
 DATASETS, SKIPPED = plan.datasets_in_run(config)
 try:  # every job's settings, checked once before any job is planned, rules between keys too
@@ -63,7 +78,7 @@ if workflow.is_main_process:
 
 wildcard_constraints:
     dataset="|".join(DATASETS) or "none",
-    model=f"({'|'.join(plan.MODELS)})({re.escape(plan.REPLICATE)}[0-9]+)?",
+    model=f"({'|'.join([*plan.MODELS, *USER_MODELS])})({re.escape(plan.REPLICATE)}[0-9]+)?",
 
 
 def spec_json(wildcards):
@@ -85,10 +100,12 @@ def data_code(wildcards):
 
 
 def model_code(stage):
-    """The digest of the stage's entry module and of the module of the model the job runs."""
+    """The digest of the stage's entry module and of the modules of the model the job runs (a
+    user's model: its module, with what it imports of its own package, and the interface that
+    wraps it)."""
 
     def code(wildcards):
-        return code_digest(f"arbench.{stage}", plan.model_entry(wildcards.model).module)
+        return code_digest(f"arbench.{stage}", *plan.model_entry(wildcards.model).code_modules)
 
     return code
 
@@ -106,7 +123,8 @@ def error_check_models(wildcards):
 def error_check_code(wildcards):
     """The digest of the error-bar check's entry module and of the models it draws from."""
     runs = plan.error_check_runs(DATASETS[wildcards.dataset], PRIMARY)
-    return code_digest("arbench.error_check", *sorted({plan.model_entry(r).module for r in runs}))
+    modules = sorted({m for run in runs for m in plan.model_entry(run).code_modules})
+    return code_digest("arbench.error_check", *modules)
 
 
 def labelled_test(wildcards):

@@ -2,8 +2,11 @@
 
 `run_stage` runs a stage's work so that a job that fails ends with one log line naming the job
 and what to do, never with a library's traceback as the last word, and so that SIGTERM (what
-SLURM and Snakemake send first) unwinds like an exception: temporary files are removed on the
-way out and a training job keeps its last checkpoint.
+SLURM and Snakemake send first) and SIGINT unwind like an exception: temporary files are removed
+on the way out and a training job keeps its last checkpoint. The line a stopped job ends with
+says what that stage will do when run again (`on_stop`: a training resumes, a scoring command
+starts over). A signal that arrives once the job has written every output it makes does not
+turn its finished result into a failure: the outputs are kept and the job succeeds.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ class Terminated(SystemExit):
     """The process received SIGTERM."""
 
 
-def _terminate(signum, frame):
-    raise Terminated(128 + signum)
+# What a stopped stage says of itself, unless it says more (a training resumes)
+STOPPED = "No output was left half-written; run it again to redo it."
 
 
 # How a module's command was typed when the `arbench` command runs it (`arbench.commands`);
@@ -118,26 +121,63 @@ def unchanged_inputs(before: dict, outputs) -> None:
         )
 
 
-def run_stage(job: str, work: Callable[[], object], inputs=(), outputs=()) -> int:
+def every_output_written(before: dict, outputs: list) -> bool:
+    """Whether each of `outputs` (there are some) exists and was written since `before`."""
+    now = stamps(outputs)
+    return bool(outputs) and all(now[p] is not None and now[p] != before[p] for p in now)
+
+
+def run_stage(
+    job: str, work: Callable[[], object], inputs=(), outputs=(), on_stop: str = STOPPED
+) -> int:
     """Run `work()` as the job described by `job`; returns the process exit status. The
     `inputs` it reads must not change while it runs (`unchanged_inputs`), or its `outputs` are
-    removed and the job fails."""
+    removed and the job fails. `on_stop` is what the job says it will do when SIGTERM or SIGINT
+    stops it before it has written every output."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    outputs = [path for path in outputs if path is not None]
+    finished = False  # every output written: a signal from now on changes nothing
+
+    def stop(signum, frame):
+        if finished:
+            log.warning(
+                "%s: %s arrived after the job had written its outputs: they are kept",
+                job,
+                signal.Signals(signum).name,
+            )
+            return
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(128 + signum)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}
     before = stamps(path for path in inputs if path is not None)
+    written = stamps(outputs)
     try:
-        work()
-        unchanged_inputs(before, [path for path in outputs if path is not None])
-    except Terminated as stop:
-        log.error(
-            "%s: stopped by SIGTERM. No output was left half-written; run it again to redo it "
-            "(training resumes from its last epoch checkpoint).",
-            job,
-        )
-        return int(stop.code)
-    except KeyboardInterrupt:
-        log.error("%s: interrupted. No output was left half-written.", job)
-        return 130
+        try:
+            work()
+        except (Terminated, KeyboardInterrupt) as stopped:
+            if not every_output_written(written, outputs):
+                raise
+            name = "SIGINT" if isinstance(stopped, KeyboardInterrupt) else "SIGTERM"
+            log.warning("%s: %s arrived once every output was written: they are kept", job, name)
+        finished = True
+        unchanged_inputs(before, outputs)
+    except (Terminated, KeyboardInterrupt) as stopped:
+        if every_output_written(written, outputs):  # it came as the work returned
+            finished = True
+            log.warning("%s: a signal arrived once every output was written: they are kept", job)
+            try:
+                unchanged_inputs(before, outputs)
+            except InputChanged as error:
+                log.error("%s failed: %s", job, error)
+                return 1
+            return 0
+        if isinstance(stopped, KeyboardInterrupt):
+            log.error("%s: interrupted. %s", job, on_stop)
+            return 130
+        log.error("%s: stopped by SIGTERM. %s", job, on_stop)
+        return int(stopped.code)
     except Exception as error:
         if expected(error):
             log.error("%s failed: %s", job, error)
@@ -152,5 +192,6 @@ def run_stage(job: str, work: Callable[[], object], inputs=(), outputs=()) -> in
             )
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return 0

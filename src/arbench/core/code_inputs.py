@@ -8,12 +8,18 @@ through other modules (imports anywhere in a file count, those inside functions 
 editing a file the job never runs does not, and a finished run moved or copied to another folder
 (the package with it) plans nothing. Modules imported by name at run time (the registries in
 `arbench.core.plan`) are not followed: a job names them as entry modules.
+
+A user's model lives outside `arbench`: an entry module of another package (`independent_pixels.
+model`) is followed the same way through the modules of its own top-level package, wherever that
+is installed, and its files are named relative to the folder holding that package. Imports of
+any other package (numpy, torch) are never followed.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.util
 import re
 from functools import cache
 from pathlib import Path
@@ -24,10 +30,11 @@ FILE_NAME = re.compile(r"[\w.-]+\.\w+")
 
 
 def module_file(module: str) -> Path | None:
-    """The file of an `arbench` module or package, None for anything else."""
+    """The file of an `arbench` module or package, or the Python source of another package's
+    module (found, not imported: its parent packages are); None where there is none."""
     parts = module.split(".")
     if parts[0] != PACKAGE:
-        return None
+        return _source_file(module)
     base = PACKAGE_DIR.parent.joinpath(*parts)
     if (base / "__init__.py").is_file():
         return base / "__init__.py"
@@ -36,13 +43,43 @@ def module_file(module: str) -> Path | None:
     return None
 
 
+@cache
+def _source_file(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a parent that is not a package, or fails to import
+        return None
+    origin = spec and spec.origin
+    if not origin or not origin.endswith(".py") or not Path(origin).is_file():
+        return None  # a built-in, an extension module or a namespace package: no source to read
+    return Path(origin).resolve()
+
+
+def _root(module: str) -> Path:
+    """The folder holding a module's top-level package (or the module, when it is one file)."""
+    top = module.split(".")[0]
+    file = module_file(top)
+    return file.parent.parent if file.name == "__init__.py" else file.parent
+
+
+def _name(file: Path, module: str) -> str:
+    """A file's name in the digest: relative to the arbench package for its own files (as
+    they always were), to the folder of its top-level package for another package's."""
+    if module.split(".")[0] == PACKAGE:
+        return file.relative_to(PACKAGE_DIR).as_posix()
+    return "user/" + file.relative_to(_root(module)).as_posix()
+
+
 def _package_of(module: str, file: Path) -> str:
     return module if file.name == "__init__.py" else module.rpartition(".")[0]
 
 
 @cache
 def _direct(module: str) -> tuple[tuple[str, ...], tuple[Path, ...]]:
-    """(modules of arbench that `module` imports, companion files it names beside itself)."""
+    """(modules of arbench and of `module`'s own top-level package that `module` imports,
+    companion files it names beside itself). Other packages are not looked up: finding one
+    would import its parents (torch, from `torch.nn`)."""
+    own = {PACKAGE, module.split(".")[0]}
     file = module_file(module)
     tree = ast.parse(file.read_text(), filename=str(file))
     imported, companions = set(), set()
@@ -66,38 +103,49 @@ def _direct(module: str) -> tuple[tuple[str, ...], tuple[Path, ...]]:
             and (file.parent / node.value).is_file()
         ):
             companions.add(file.parent / node.value)
-    modules = tuple(sorted(m for m in imported if module_file(m) is not None))
+    modules = tuple(
+        sorted(m for m in imported if m.split(".")[0] in own and module_file(m) is not None)
+    )
     return modules, tuple(sorted(companions))
 
 
-def code_files(*modules: str) -> list[str]:
-    """Every file that running `modules` executes or reads from the package, sorted (a package
-    run as `python -m` runs its `__main__` too)."""
-    seen, files, pending = set(), set(), list(modules)
+def _code(*modules: str) -> dict[Path, str]:
+    """Every file that running `modules` executes or reads, from arbench and from the top-level
+    packages of `modules`, with the module it belongs to."""
+    followed = {PACKAGE, *(m.split(".")[0] for m in modules)}
+    seen, files, pending = set(), {}, list(modules)
     pending += [f"{m}.__main__" for m in modules if module_file(f"{m}.__main__") is not None]
     while pending:
         module = pending.pop()
-        if module in seen:
+        if module in seen or module.split(".")[0] not in followed:
             continue
         seen.add(module)
         file = module_file(module)
         if file is None:
-            raise ValueError(f"{module} is not a module of {PACKAGE} ({PACKAGE_DIR})")
-        files.add(file)
+            where = PACKAGE_DIR if module.startswith(PACKAGE) else "this environment"
+            raise ValueError(f"{module} is not a module with Python source in {where}")
+        files[file] = module
         parts = module.split(".")
         pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages
         imported, companions = _direct(module)
         pending.extend(imported)
-        files.update(companions)
-    return sorted(str(f) for f in files)
+        files.update(dict.fromkeys(companions, module))
+    return files
+
+
+def code_files(*modules: str) -> list[str]:
+    """Every file that running `modules` executes or reads from the package (and from the
+    packages of modules outside it: a user's model), sorted (a package run as `python -m` runs
+    its `__main__` too)."""
+    return sorted(str(f) for f in _code(*modules))
 
 
 @cache
 def code_digest(*modules: str) -> str:
-    """sha256 of the names (relative to the package) and contents of `code_files(*modules)`:
+    """sha256 of the names (relative to their package) and contents of `code_files(*modules)`:
     the same wherever the package lies."""
     digest = hashlib.sha256()
-    for file in code_files(*modules):
-        digest.update(Path(file).relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
-        digest.update(Path(file).read_bytes() + b"\0")
+    for file, module in sorted(_code(*modules).items(), key=lambda item: str(item[0])):
+        digest.update(_name(file, module).encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
     return digest.hexdigest()

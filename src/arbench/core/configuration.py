@@ -11,10 +11,13 @@
   string there, and validation says so.
 - `check` validates the config against the schema and reports every problem in one message,
   by its key path.
+- `fill_defaults` then writes every default the schema states into the config where the key is
+  left out, so that whatever reads the config later (the rules, the plan) finds every key.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -236,3 +239,48 @@ def check(config: dict, schema: dict, files: list[str]) -> None:
             f"{origin}: {problems}. Fix these keys and run again (config/README.md documents "
             "every key)."
         )
+
+
+# A schema keyword of ours: the defaults below a property marked with it are not written into the
+# config. A model's settings are layered (the plan's defaults, then `models`, then a dataset's
+# `overrides`) and take their defaults per job (`arbench.core.plan.job_settings`): an `overrides`
+# entry filled with every default would undo the `models` entry beneath it.
+DEFAULTS_PER_JOB = "x-defaults-per-job"
+
+
+def _defaults_inside(schema: dict, root: dict) -> bool:
+    """Whether a mapping's schema gives a default to some key below it (then an absent mapping is
+    filled as if it were written empty)."""
+    schema = _resolve(schema, root)
+    if schema.get(DEFAULTS_PER_JOB) or "object" not in _expected_types(schema):
+        return False
+    return any(
+        "default" in _resolve(sub, root) or _defaults_inside(sub, root)
+        for sub in schema.get("properties", {}).values()
+    )
+
+
+def fill_defaults(config: dict, schema: dict, root: dict | None = None) -> dict:
+    """Write into `config` (in place; also returned) every default the schema gives a key that
+    the config leaves out, at any depth: an absent mapping whose keys have defaults is filled as
+    if written empty. Call it on a config that `check` passed. Keys below a property marked
+    `x-defaults-per-job` are left as written."""
+    root = root if root is not None else schema
+    schema = _alternative(_resolve(schema, root), config, root)
+    if schema.get(DEFAULTS_PER_JOB) or not isinstance(config, dict):
+        return config
+    properties = schema.get("properties", {})
+    for key, sub in properties.items():
+        if key in config:
+            continue
+        resolved = _resolve(sub, root)
+        if "default" in resolved:
+            config[key] = copy.deepcopy(resolved["default"])
+        elif _defaults_inside(resolved, root):
+            config[key] = {}
+    extra = schema.get("additionalProperties")
+    for key, value in config.items():
+        sub = properties.get(key, extra if isinstance(extra, dict) else None)
+        if sub is not None:
+            fill_defaults(value, sub, root)
+    return config

@@ -3,6 +3,10 @@
 - **Registries**: every model (its class, its family, whether it is a neural network that trains
   with minibatches) and every data source (its builder), named by module path so that nothing
   here imports torch or a data library. Adding a model is one class plus one `MODELS` entry.
+  A user's model (a class named in the config by import path, or registered by an installed
+  package under the `arbench.models` entry point: `arbench.core.user_models`) gets an entry of
+  the same kind, marked as the user's (`origin`), when the config, a job's settings or a model
+  file first names it in a process.
 - **The one set of defaults**: each model's and each source's settings with their defaults and
   types. The workflow's schema states the same defaults (a test compares them); a job's settings
   are these defaults, overridden by the config, checked for unknown keys and wrong types.
@@ -17,6 +21,9 @@ import copy
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from arbench.core import user_models
+from arbench.core.user_models import IDENTITY_KEYS, UserModelError
 
 # Keys of a dataset entry in the workflow config that steer the workflow rather than describe
 # the data: they never reach the data source.
@@ -122,8 +129,18 @@ def odd_kernels(settings: dict, levels: int) -> str | None:
 
 def broken_rule(entry: ModelEntry, settings: dict, levels: int) -> str | None:
     """What the first rule of `entry` that `settings` break says, or None."""
-    rules = (*(NEURAL_RULES if entry.neural else ()), *entry.rules)
+    shared = ()
+    if entry.neural:
+        # the rules of arbench's networks' own settings; a user's network has the trainer's
+        shared = NEURAL_RULES if entry.origin == ARBENCH else (validations_span_patience,)
+    rules = (*shared, *entry.rules)
     return next((found for rule in rules if (found := rule(settings, levels))), None)
+
+
+ARBENCH, USER = "arbench", "user"  # whose model an entry is
+# The module that wraps a user's class for the stages (`arbench.models.interface`), named here
+# because it lies above this layer: it is part of the code of a user's model's jobs
+INTERFACE = user_models.INTERFACE
 
 
 @dataclass(frozen=True)
@@ -140,14 +157,43 @@ class ModelEntry:
     # how early its training starts among the jobs ready at once: the longest first, so that
     # the last of them does not run alone on one core at the end of a run
     training_priority: int = 0
+    origin: str = ARBENCH  # USER: a user's class, named in the config or by an entry point
+
+    @property
+    def class_path(self) -> str:
+        return f"{self.module}:{self.cls}"
 
     @property
     def settings(self) -> dict:
-        """Every setting the model's jobs accept, with its default."""
+        """Every setting the model's jobs accept, with its default. A user's class may change
+        the training defaults; its jobs' settings name its class and family too, so that a
+        change of either reruns them."""
         training = TRAINING_DEFAULTS if self.neural else {}
+        if self.origin == USER:
+            identity = {"class": self.class_path, "family": self.family}
+            return {**training, **self.defaults, **JOB_DEFAULTS, **identity}
         return {**self.defaults, **training, **JOB_DEFAULTS}
 
+    @property
+    def untyped(self) -> frozenset[str]:
+        """Settings that take a value of any type: a user's class's settings whose default is
+        None (arbench's own say their type in NULLABLE_TYPES)."""
+        if self.origin != USER:
+            return frozenset()
+        return frozenset(k for k, v in self.defaults.items() if v is None)
+
+    @property
+    def code_modules(self) -> tuple[str, ...]:
+        """The modules a job of this model runs besides its stage (`arbench.core.code_inputs`)."""
+        return (self.module, INTERFACE) if self.origin == USER else (self.module,)
+
     def load(self):
+        """The class the stages build this model with (a user's, wrapped by
+        `arbench.models.interface.adopt`)."""
+        if self.origin == USER:
+            where = f"model {self.name}"
+            cls = user_models.import_class(self.class_path, where)
+            return importlib.import_module(INTERFACE).adopt(cls, self)
         return getattr(importlib.import_module(self.module), self.cls)
 
 
@@ -414,12 +460,182 @@ def replicate_of(name: str) -> tuple[str, int]:
     return model, int(number or 0)
 
 
+# ---------------------------------------------------------------------------------------------
+# A user's models: entries made when a config, a job's settings or a model file names one.
+
+_USER_MODELS: dict[str, ModelEntry] = {}  # this process's, by name
+
+
+def user_entry(name: str, path: str, family: str | None, where: str) -> ModelEntry:
+    """The registry entry of a user's class `path` as model `name` (registered in this process);
+    `family` (the config's) wins over the class's own. A SettingsError naming `where` and what is
+    missing when the class cannot be used."""
+    if name in MODELS:
+        raise SettingsError(
+            f"{where}: {name} is one of arbench's models; give your model another name"
+        )
+    known = _USER_MODELS.get(name)
+    if known is not None and known.class_path == path and family in (None, known.family):
+        return known
+    try:
+        found = user_models.describe(name, path, family, where)
+    except UserModelError as error:
+        raise SettingsError(str(error)) from None
+    module, _, cls = path.partition(":")
+    entry = ModelEntry(name, module, cls, found.family, found.neural, found.defaults, origin=USER)
+    _USER_MODELS[name] = entry
+    return entry
+
+
 def model_entry(name: str) -> ModelEntry:
-    """The registry entry of a model (or of one of its replicate runs)."""
+    """The registry entry of a model (or of one of its replicate runs): arbench's own, a user's
+    this process knows (from the config, a job's settings or a model file), one of the workflow
+    run this job belongs to, or one an installed package registers as an entry point."""
     model = replicate_of(name)[0]
-    if model not in MODELS:
-        raise SettingsError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-    return MODELS[model]
+    if model in MODELS:
+        return MODELS[model]
+    if model in _USER_MODELS:
+        return _USER_MODELS[model]
+    named = user_models.run_models().get(model)
+    if named is not None:
+        return user_entry(model, named["class"], named["family"], f"model {model}")
+    try:
+        path = user_models.entry_point(model)
+    except UserModelError as error:
+        raise SettingsError(str(error)) from None
+    if path is not None:
+        where = f"model {model} ({user_models.ENTRY_POINTS} entry point)"
+        return user_entry(model, path, None, where)
+    installed = user_models.entry_point_names()
+    raise SettingsError(
+        f"unknown model {name!r}; expected one of {sorted(MODELS)}"
+        + (f", or of the installed entry points {installed}" if installed else "")
+        + f", or a class of yours named in the config: models: {{{model}: "
+        "{class: 'package.module:Class'}}"
+    )
+
+
+def entry_for(name: str, settings: dict | None) -> ModelEntry:
+    """The entry of model `name` whose settings are `settings`: a job's settings of a user's
+    model name its class (and family), which registers it in this process."""
+    settings = settings or {}
+    if "class" in settings:
+        model = replicate_of(name)[0]
+        return user_entry(model, settings["class"], settings.get("family"), f"model {model}")
+    return model_entry(name)
+
+
+def file_entry(saved: dict) -> ModelEntry:
+    """The entry of the model a model file holds: a user's file names its class and family."""
+    if "class" in saved:
+        model = str(saved["model"])
+        return user_entry(model, str(saved["class"]), saved.get("family"), f"model {model}")
+    return model_entry(str(saved["model"]))
+
+
+def config_entry(config: dict, model: str, where: str) -> ModelEntry:
+    """The entry of a model a config names: arbench's, a class the config names, or an entry
+    point (the config's `family` placing it, where it gives one)."""
+    given = config.get("models", {}).get(model, {})
+    if "class" in given:
+        return user_entry(model, given["class"], given.get("family"), f"models.{model}")
+    if model in MODELS:
+        return MODELS[model]
+    try:
+        path = user_models.entry_point(model)
+    except UserModelError as error:
+        raise SettingsError(f"{where}: {error}") from None
+    if path is None:
+        try:
+            return model_entry(model)
+        except SettingsError as error:
+            raise SettingsError(f"{where}: {error}") from None
+    entry_where = f"{where} ({model}: the {user_models.ENTRY_POINTS} entry point {path})"
+    return user_entry(model, path, given.get("family"), entry_where)
+
+
+def use_config(config: dict) -> dict[str, ModelEntry]:
+    """Check every model a config names (in `models` and in each dataset's `models`) before any
+    job runs, importing and checking a user's class; returns the user's models, by name."""
+    for model in config.get("models", {}):
+        config_entry(config, model, f"models.{model}")
+    for dataset, entry in config["datasets"].items():
+        for model in entry["models"]:
+            config_entry(config, model, f"datasets.{dataset}.models")
+        for model, settings in entry.get("overrides", {}).items():
+            config_entry(config, model, f"datasets.{dataset}.overrides")
+            named = sorted(set(settings) & set(IDENTITY_KEYS))
+            if named:
+                raise SettingsError(
+                    f"datasets.{dataset}.overrides.{model}: {', '.join(named)} name the model "
+                    f"itself, not a setting; give them under models.{model}"
+                )
+    used = {m for entry in config["datasets"].values() for m in entry["models"]}
+    return {
+        name: entry
+        for name, entry in _USER_MODELS.items()
+        if name in used or name in config.get("models", {})
+    }
+
+
+JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object"}
+
+
+def _value_schema(default) -> dict:
+    if isinstance(default, list):
+        return {"type": "array", "items": _value_schema(default[0]) if default else {}}
+    kind = JSON_TYPES.get(type(default))
+    return {"type": kind} if kind else {}  # a default of None: any value, left as given
+
+
+def settings_schema(entry: ModelEntry) -> dict:
+    """A JSON schema of a model's settings, read off their defaults: what types a user's
+    model's `--config` values (which arrive as text) by `arbench.core.configuration.coerce`."""
+    properties = {key: _value_schema(value) for key, value in entry.settings.items()}
+    return {"type": "object", "properties": properties}
+
+
+def user_settings_schema(entries: dict[str, ModelEntry]) -> dict:
+    """The part of the config schema the user's models of a run add: their settings under
+    `models` and under each dataset's `overrides`."""
+    models = {name: settings_schema(entry) for name, entry in entries.items()}
+    overrides = {"type": "object", "properties": models}
+    return {
+        "type": "object",
+        "properties": {
+            "models": {"type": "object", "properties": models},
+            "datasets": {
+                "type": "object",
+                "additionalProperties": {"type": "object", "properties": {"overrides": overrides}},
+            },
+        },
+    }
+
+
+def user_overrides(overrides: dict, entries: dict[str, ModelEntry]) -> dict:
+    """Of `--config` values, those of the user's models' settings (under `models` and under
+    each dataset's `overrides`): the only ones `user_settings_schema` types."""
+    found = {}
+    if isinstance(overrides.get("models"), dict):
+        models = {k: v for k, v in overrides["models"].items() if k in entries}
+        if models:
+            found["models"] = models
+    datasets = overrides.get("datasets")
+    for dataset, entry in (datasets if isinstance(datasets, dict) else {}).items():
+        given = entry.get("overrides") if isinstance(entry, dict) else None
+        if isinstance(given, dict) and (mine := {k: v for k, v in given.items() if k in entries}):
+            found.setdefault("datasets", {})[dataset] = {"overrides": mine}
+    return found
+
+
+def export_user_models(entries: dict[str, ModelEntry]) -> None:
+    """Hand a run's user models to its jobs, for those that know a model only by its name."""
+    user_models.export(
+        {
+            name: user_models.UserClass(name, e.class_path, e.family, e.neural, e.defaults)
+            for name, e in entries.items()
+        }
+    )
 
 
 def source_entry(name) -> SourceEntry:
@@ -473,8 +689,9 @@ def check_value(key: str, value, default, owner: str, one_or_list: bool = False)
     raise SettingsError(f"{owner}: {key} must be {_type_name(kind)}, got {value!r}{hint}")
 
 
-def checked(settings: dict, known: dict, owner: str, one_or_list=()) -> dict:
-    """`known` (defaults) overridden by `settings`, every key known and every value typed."""
+def checked(settings: dict, known: dict, owner: str, one_or_list=(), untyped=()) -> dict:
+    """`known` (defaults) overridden by `settings`, every key known and every value typed (but
+    those of the `untyped` keys)."""
     unknown = sorted(set(settings) - set(known))
     if unknown:
         raise SettingsError(
@@ -483,21 +700,28 @@ def checked(settings: dict, known: dict, owner: str, one_or_list=()) -> dict:
         )
     resolved = copy.deepcopy(known)
     for key, value in settings.items():
-        resolved[key] = check_value(key, value, known[key], owner, key in one_or_list)
+        if key in untyped:
+            resolved[key] = copy.deepcopy(value)
+        else:
+            resolved[key] = check_value(key, value, known[key], owner, key in one_or_list)
     return resolved
 
 
 def model_settings(name: str, settings: dict | None = None) -> dict:
     """Every setting of model `name`: its defaults overridden by `settings`, checked."""
-    entry = model_entry(name)
-    return checked(settings or {}, entry.settings, f"model {name}", entry.one_or_list)
+    entry = entry_for(name, settings)
+    owner = f"model {name}"
+    return checked(settings or {}, entry.settings, owner, entry.one_or_list, entry.untyped)
 
 
 def split_settings(name: str, settings: dict) -> tuple[dict, dict]:
-    """(architecture, training) settings of a model: what builds it and what trains it."""
+    """(architecture, training) settings of a model: what builds it and what trains it (a
+    user's model's class and family are neither)."""
     resolved = model_settings(name, settings)
-    training_keys = set(TRAINING_DEFAULTS) if model_entry(name).neural else set()
-    architecture = {k: v for k, v in resolved.items() if k not in training_keys}
+    training_keys = set(TRAINING_DEFAULTS) if entry_for(name, settings).neural else set()
+    architecture = {
+        k: v for k, v in resolved.items() if k not in training_keys and k not in IDENTITY_KEYS
+    }
     training = {k: v for k, v in resolved.items() if k in training_keys}
     training["seed"] = resolved["seed"]
     return architecture, training
@@ -519,11 +743,13 @@ def source_spec(spec: dict) -> dict:
 
 
 def build_model(name: str, shape, levels: int, settings: dict | None = None):
-    return model_entry(name).load()(shape, levels, settings)
+    entry = entry_for(name, settings)
+    architecture = {k: v for k, v in (settings or {}).items() if k not in IDENTITY_KEYS}
+    return entry.load()(shape, levels, architecture)
 
 
 def model_from_checkpoint(checkpoint: dict):
-    return model_entry(checkpoint["model"]).load().from_checkpoint(checkpoint)
+    return file_entry(checkpoint).load().from_checkpoint(checkpoint)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,10 +784,16 @@ def job_settings(config: dict, dataset: str, name: str) -> dict:
     config's `models` entry, the dataset's `overrides`, the run's seed (the config's, plus the
     replicate's number) and device."""
     model, replicate = replicate_of(name)
+    entry = config_entry(config, model, f"datasets.{dataset}.models")
+    given = {
+        k: v for k, v in config.get("models", {}).get(model, {}).items() if k not in IDENTITY_KEYS
+    }
     overrides = config["datasets"][dataset].get("overrides", {}).get(model, {})
-    settings = {**config["models"].get(model, {}), **overrides, "seed": config["seed"] + replicate}
-    if model_entry(model).neural:
+    settings = {**given, **overrides, "seed": config["seed"] + replicate}
+    if entry.neural:
         settings["device"] = config["device"]
+    if entry.origin == USER:
+        settings.update({"class": entry.class_path, "family": entry.family})
     return model_settings(model, settings)
 
 
@@ -629,8 +861,10 @@ def error_check_runs(runs: list[str], pair=PRIMARY_PAIR) -> list[str]:
     chosen = [model for model in pair if model in runs]
     families = {model_entry(run).family for run in chosen}
     for run in runs:
-        family = model_entry(run).family
-        if replicate_of(run)[1] == 0 and family not in families:
+        entry = model_entry(run)
+        family = entry.family
+        # a user's model is judged by the calibration, never the source of it
+        if replicate_of(run)[1] == 0 and family not in families and entry.origin != USER:
             chosen.append(run)
             families.add(family)
     return chosen
@@ -638,12 +872,14 @@ def error_check_runs(runs: list[str], pair=PRIMARY_PAIR) -> list[str]:
 
 def largest_mixture(config: dict, dataset: str, runs: list[str]) -> int:
     """Components of the dataset's largest mixture (the most of a list chosen from); where it
-    fits none, as many as the metric check's own prototypes."""
+    fits none, as many as the metric check's own prototypes. A user's mixture counts where it
+    has a `components` setting."""
     sizes = []
     for run in runs:
         if model_entry(run).family == "mixture":
-            components = job_settings(config, dataset, run)["components"]
-            sizes.append(max(components) if isinstance(components, list) else components)
+            components = job_settings(config, dataset, run).get("components")
+            if isinstance(components, int | list):
+                sizes.append(max(components) if isinstance(components, list) else components)
     return max(sizes, default=30)
 
 

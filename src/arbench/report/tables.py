@@ -14,7 +14,7 @@ import numpy as np
 
 from arbench.core.contracts import LIKELIHOOD
 from arbench.core.files import atomic_write
-from arbench.core.plan import METRICS
+from arbench.core.plan import METRICS, USER, model_entry
 from arbench.metrics.verdict import family
 from arbench.training import convergence
 
@@ -37,6 +37,7 @@ TABLE_FIELDS = [
     "improvement_nats_per_epoch",
     "resumed",
     "finished_learning",
+    "origin",  # arbench's model, or the user's (a class named in the config or an entry point)
 ]
 
 QUALITY_FIELDS = [
@@ -82,6 +83,7 @@ def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
                     "improvement_nats_per_epoch": record and record["improvement_per_epoch"],
                     "resumed": record and record["resumed"],
                     "finished_learning": not convergence.unfinished(record),
+                    "origin": model_entry(run).origin,
                     "training": record,
                 }
             )
@@ -107,6 +109,7 @@ def model_likelihoods(rows: list[dict]) -> dict[str, dict]:
                 "family": family(model),
                 "ended": [],
                 "unfinished": [],
+                "yours": row.get("origin") == USER,
             },
         )
         found["runs"].append(row["nll_nats"])
@@ -139,8 +142,9 @@ def likelihood_table(models: dict[str, dict]) -> str:
             if found["unfinished"]
             else f"{runs} of {runs} finished ({', '.join(ended)})"
         )
+        name = f"{model} (yours)" if found["yours"] else model
         lines.append(
-            f"| {model} | {number(found['mean'], found['se'])} | {found['bits_mean']:.4f} "
+            f"| {name} | {number(found['mean'], found['se'])} | {found['bits_mean']:.4f} "
             f"| {'upper bound' if found['bound'] else 'exact'} | {training} |"
         )
     return "\n".join(lines)

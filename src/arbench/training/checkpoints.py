@@ -4,7 +4,10 @@ Both are plain dicts of tensors and numbers, loaded with `torch.load(..., weight
 which refuses a pickle that would run code; such a file, or a truncated one, is reported by
 name with what to do. A model file records the version of its model's code (`version` of the
 model class, raised whenever what a file holds changes meaning): a file of another version is
-refused, naming both. `resolve_device` turns the `device` setting into a torch device.
+refused, naming both. A file of a user's model names its class (`package.module:Class`), which
+is imported to rebuild it: loading needs that package installed and says so when it is not (the
+file itself still holds only tensors and plain values). `resolve_device` turns the `device`
+setting into a torch device.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 
 from arbench.core.contracts import DamagedFile, plainly, remake
 from arbench.core.files import atomic_write
-from arbench.core.plan import SettingsError, model_entry
+from arbench.core.plan import USER, SettingsError, file_entry
 
 
 class CheckpointError(DamagedFile):
@@ -27,6 +30,10 @@ class CheckpointError(DamagedFile):
 
 class IncompatibleModel(CheckpointError):
     """A model file written by another version of its model's code."""
+
+
+class UserClassMissing(CheckpointError):
+    """A model file of a user's class that cannot be imported (or used) here."""
 
 
 def save(obj: dict, path: str | Path) -> None:
@@ -44,6 +51,8 @@ def load(path: str | Path, what: str = "model file", remedy: str | None = None, 
     remedy = remedy or remake(path, rule).capitalize() + "."
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist. {remedy}")
+    if not path.is_file():  # a FIFO or a device: reading it could wait forever
+        raise refused(path, what, f"not a regular file, so not a {what}", remedy)
     if not zipfile.is_zipfile(path):  # a torch file is a zip archive
         with open(path, "rb") as handle:
             cut = handle.read(4) == b"PK\x03\x04"
@@ -83,15 +92,28 @@ def load_model(path: str | Path):
     if missing:
         raise refused(path, "model file", f"has no {', '.join(missing)}", remedy)
     try:
-        cls = model_entry(str(saved["model"])).load()
+        entry = file_entry(saved)
+        cls = entry.load()
     except SettingsError as error:
+        if "class" in saved:
+            problem = (
+                f"it holds model {saved['model']} of the class {saved['class']}, which cannot be "
+                f"used here ({error})"
+            )
+            raise UserClassMissing(
+                f"{path}: {problem}; it was not used. Install the package that defines "
+                f"{saved['class']} in this environment (or put it on PYTHONPATH) to load it.",
+                problem,
+            ) from None
         raise refused(path, "model file", str(error), remedy) from None
     written = saved.get("version", 0)
     if written != cls.version:
+        # arbench's own code, or the user's class the file names
+        code = entry.class_path if entry.origin == USER else "arbench"
         raise IncompatibleModel(
-            f"{path} was written by version {written} of arbench's {cls.name} code; this "
-            f"arbench's {cls.name} is version {cls.version}, which reads its files differently. "
-            f"Train it again with this arbench, or load it with the arbench that wrote it"
+            f"{path} was written by version {written} of {code}'s {cls.name} code; this "
+            f"{code}'s {cls.name} is version {cls.version}, which reads its files differently. "
+            f"Train it again with this {code}, or load it with the {code} that wrote it"
             f"{' (commit ' + saved['commit'] + ')' if saved.get('commit') else ''}.",
             f"version {written} of {cls.name}, not {cls.version}",
         )
