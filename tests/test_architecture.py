@@ -25,7 +25,7 @@ def test_the_package_top_holds_only_stages_and_the_public_api():
     """Everything else lives in a layer's folder (docs/architecture.md): a module added at the
     top must be a stage the `arbench` command lists, or it belongs below."""
     top = {path.stem for path in resources.files("arbench").iterdir() if path.name.endswith(".py")}
-    public = {"__init__", "__main__", "commands", "trained"}
+    public = {"__init__", "__main__", "commands", "trained", "judge"}
     assert top - public == set(commands.STAGES) - {"report"}  # the report stage is a package
     for stage in commands.STAGES:
         assert callable(importlib.import_module(f"arbench.{stage}").main), stage

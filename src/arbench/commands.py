@@ -3,6 +3,7 @@
     arbench sample MODEL --out grid.png          draw samples from a trained model
     arbench complete MODEL IMAGE... --out a.png  complete the bottom rows of image files
     arbench score MODEL IMAGE... --out a.csv     NLL of image files, one CSV row per file
+    arbench judge SAMPLES --run R --dataset D    your samples measured and judged beside a run's
     arbench prepare --spec SPEC --out D.npz      build a dataset in the common format
     arbench stage NAME ...                       any stage of the workflow, as its rule runs it
 
@@ -25,11 +26,12 @@ TRAINED = {
     "complete": "complete the bottom rows of image files with a trained model",
     "score": "the NLL of image files under a trained model, one CSV row per file",
 }
+JUDGE = "your samples (an .npz or image files) measured and judged beside a run's models"
 # The workflow's stages, in the order data flows through them
 STAGES = {
     "prepare": "download (checked), generate or read a dataset; write it in the common format",
     "train": "fit one model on one dataset (networks checkpoint and resume)",
-    "sample": "draw two sets of samples from a trained model (.npz)",
+    "sample": "draw independent sets of samples from a trained model (.npz)",
     "examine": "evaluate, then complete, with one trained model: the workflow's job for both",
     "evaluate": "exact (or bounded) test NLL, per image and summarised",
     "complete": "complete test images whose bottom rows are hidden",
@@ -48,6 +50,9 @@ def usage() -> str:
         "",
         "Trained models (a model file with its card beside it):",
         *(f"  {name:<22}{text}" for name, text in TRAINED.items()),
+        "",
+        "Samples of your own (no model needed):",
+        f"  {'judge':<22}{JUDGE}",
         "",
         "Data:",
         f"  {'prepare':<22}{STAGES['prepare']}",
@@ -70,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if command in TRAINED:
         cli.typed_as("arbench", "arbench.trained")
         return importlib.import_module("arbench.trained").main([command, *rest])
+    if command == "judge":
+        cli.typed_as("arbench judge", "arbench.judge")
+        return importlib.import_module("arbench.judge").main(rest)
     if command == "prepare":
         cli.typed_as("arbench prepare", "arbench.prepare")
         return importlib.import_module("arbench.prepare").main(rest)

@@ -137,61 +137,71 @@ class TrainedModel:
     def images_from_files(self, files, game: str | None = None):
         """(images (N, C, H, W), the files decoded, {file: why it was skipped}, {file: warnings}):
         each image file (folders are searched) prepared as the model's dataset prepared its
-        images, from the spec its card records. `game` names the Atari game whose play area a
-        screen is cut to. A file over `MAX_PIXELS` is refused before it is decoded; an image
-        far smaller than the model's, or animated (its first frame is used), is warned of."""
+        images, from the spec its card records (`prepared_images`)."""
         spec = self.card.get("dataset", {}).get("spec")
         if spec is None:
             raise ValueError(
                 f"{self.path} has no card with its dataset's spec ({card_path(self.path)}): "
                 "its preprocessing is not known"
             )
-        prepare = source_entry(spec["source"]).image_preparer()
-        images, decoded, warned = [], [], {}
-        found, skipped = image_files(files)
-        for file, why in skipped.items():
-            log.warning("%s: not scored (%s)", file, why)
-        for file in found:
-            try:
-                with open_regular(file) as handle, Image.open(handle) as image:
-                    if image.width * image.height > MAX_PIXELS:
-                        raise ValueError(
-                            f"{image.width}x{image.height} pixels, over the {MAX_PIXELS:,} that "
-                            "arbench decodes: shrink it first"
-                        )
-                    warnings = self.odd_image(image)
-                    image.load()
-                    images.append(prepare(image, spec, game))
-            except NotAnImage as e:
-                skipped[file] = str(e)
-                log.warning("%s: not scored (%s)", file, skipped[file])
-                continue
-            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-                skipped[file] = plainly(e)
-                log.warning("%s: not scored (%s)", file, skipped[file])
-                continue
-            decoded.append(file)
-            if warnings:
-                warned[file] = warnings
-                for warning in warnings:
-                    log.warning("%s: %s", file, warning)
-        empty = np.zeros((0, *self.shape), np.uint8)
-        return (np.stack(images) if images else empty), decoded, skipped, warned
+        return prepared_images(files, spec, self.shape, game)
 
-    def odd_image(self, image) -> list[str]:
-        """What makes an image file one the model was not made for, before it is decoded."""
-        found = []
-        height, width = self.shape[1:]
-        enlarged = max(height / image.height, width / image.width)
-        if enlarged > ENLARGED:
-            found.append(
-                f"{image.width}x{image.height} pixels, enlarged about {enlarged:.0f} times to the "
-                f"model's {width}x{height}: little of what is scored is the image's own"
-            )
-        frames = getattr(image, "n_frames", 1)
-        if frames > 1:
-            found.append(f"animated ({frames} frames): only its first frame is used")
-        return found
+
+def prepared_images(files, spec: dict, shape, game: str | None = None):
+    """(images (N, C, H, W), the files decoded, {file: why it was skipped}, {file: warnings}):
+    each image file (folders are searched) prepared as the dataset of `spec` prepared its images,
+    to `shape`. `game` names the Atari game whose play area a screen is cut to. An entry that is
+    not a readable regular file is named and skipped without being opened; a file over
+    `MAX_PIXELS` is refused before it is decoded; an image far smaller than `shape`, or animated
+    (its first frame is used), is warned of."""
+    prepare = source_entry(spec["source"]).image_preparer()
+    images, decoded, warned = [], [], {}
+    found, skipped = image_files(files)
+    for file, why in skipped.items():
+        log.warning("%s: skipped (%s)", file, why)
+    for file in found:
+        try:
+            with open_regular(file) as handle, Image.open(handle) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise ValueError(
+                        f"{image.width}x{image.height} pixels, over the {MAX_PIXELS:,} that "
+                        "arbench decodes: shrink it first"
+                    )
+                warnings = odd_image(image, shape)
+                image.load()
+                images.append(prepare(image, spec, game))
+        except NotAnImage as e:
+            skipped[file] = str(e)
+            log.warning("%s: skipped (%s)", file, skipped[file])
+            continue
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+            skipped[file] = plainly(e)
+            log.warning("%s: skipped (%s)", file, skipped[file])
+            continue
+        decoded.append(file)
+        if warnings:
+            warned[file] = warnings
+            for warning in warnings:
+                log.warning("%s: %s", file, warning)
+    empty = np.zeros((0, *shape), np.uint8)
+    return (np.stack(images) if images else empty), decoded, skipped, warned
+
+
+def odd_image(image, shape) -> list[str]:
+    """What makes an image file one a model of images of `shape` was not made for, before it is
+    decoded."""
+    found = []
+    height, width = shape[1:]
+    enlarged = max(height / image.height, width / image.width)
+    if enlarged > ENLARGED:
+        found.append(
+            f"{image.width}x{image.height} pixels, enlarged about {enlarged:.0f} times to the "
+            f"model's {width}x{height}: little of what is scored is the image's own"
+        )
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        found.append(f"animated ({frames} frames): only its first frame is used")
+    return found
 
 
 class NotAnImage(ValueError):
@@ -477,7 +487,7 @@ SCORE_FIELDS = ["file", "nll_nats", "bits_per_dim", "likelihood", "warnings", "e
 
 def score(model_path, files, out, game=None) -> list[dict]:
     """One CSV row per file: its NLL in nats and bits/dim under the model and what to know of
-    the image it was computed on (`TrainedModel.odd_image`), or why it was not scored."""
+    the image it was computed on (`odd_image`), or why it was not scored."""
     model = load(model_path)
     images, decoded, skipped, warned = model.images_from_files(files, game)
     nll = -model.log_prob(images) if len(images) else np.zeros(0)

@@ -116,6 +116,7 @@ def calibrated_sets(check: dict, errors: dict) -> dict:
                 sets[name][metric] = {
                     **value,
                     "se": calibrated(value["se"], calibration.get(base)),
+                    "df": SUBSETS - 1,  # the subsets' (or, for the classifier, plenty)
                 }
     return sets
 
