@@ -119,32 +119,44 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def shares_text(shares: dict[str, float]) -> str:
-    return ", ".join(f"{outcome} {share:.0%}" for outcome, share in shares.items())
+def answer_of(found: dict) -> str:
+    """A dataset's published answer, as verdicts files of every version wrote it: the seed's
+    pair and every pair of the families (now), or one verdict (before)."""
+    if "outcome" in found:
+        return found["outcome"]
+    pair = found["primary_pair"]
+    first = pair["outcome"] if pair else "not compared"
+    return f"{first}; every pair: {found['family']['outcome']}"
 
 
 def answer_table(verdicts: dict[str, dict]) -> str:
     lines = [
-        "| dataset | verdict | share of resamples | on the draws as measured |",
+        "| dataset | the seed's pair (MADE against the PCA-GMM) | share of resamples agreeing "
+        "| every autoregressive model against every mixture |",
         "| --- | --- | --- | --- |",
     ]
     for dataset, found in sorted(verdicts.items()):
-        measured = found["as_measured"]
+        pair, family = found["primary_pair"], found["family"]
+        agreed = pair["agreement"] if pair else None
+        differing = "; ".join(f"{a} against {b}: {o}" for a, b, o in family["differing"])
         lines.append(
-            f"| {dataset} | **{found['outcome']}** | {shares_text(found['shares'])} "
-            f"| {measured['outcome']}: {measured['reason']} |"
+            f"| {dataset} | **{pair['outcome'] if pair else 'not compared'}** | "
+            + (f"{agreed['share']:.0%} say {agreed['majority']}" if agreed else "")
+            + f" | **{family['outcome']}**"
+            + (f" (differing: {differing})" if differing else "")
+            + " |"
         )
     return "\n".join(lines)
 
 
 def previous_answer(out: Path) -> tuple[dict[str, str], str]:
-    """The verdicts published in `out` before (from their verdicts file, or read off a report
+    """The answers published in `out` before (from their verdicts file, or read off a report
     written before there was one), and the commit they came from."""
     if not (out / "report.md").exists():
         return {}, ""
     if (out / "verdicts.json").exists():
         found = json.loads((out / "verdicts.json").read_text())
-        verdicts = {d: v["outcome"] for d, v in found.items()}
+        verdicts = {d: answer_of(v) for d, v in found.items()}
     else:
         verdicts = {d: o for d, o, _ in OLD_VERDICT.findall((out / "report.md").read_text())}
     return verdicts, json.loads((out / "run.json").read_text())["commit"]
@@ -157,12 +169,12 @@ def changes_table(previous: dict, commit: str, verdicts: dict[str, dict], change
         f"The answer published before, from commit `{commit[:7]}`, beside this one, and the change "
         "of rule or instrument that moved it:",
         "",
-        "| dataset | previous verdict | new verdict | what moved it |",
+        "| dataset | previous answer | new answer | what moved it |",
         "| --- | --- | --- | --- |",
     ]
     for dataset, found in sorted(verdicts.items()):
         before = previous.get(dataset, "not run")
-        lines.append(f"| {dataset} | **{before}** | **{found['outcome']}** | {changes[dataset]} |")
+        lines.append(f"| {dataset} | **{before}** | **{answer_of(found)}** | {changes[dataset]} |")
     return lines
 
 
@@ -349,9 +361,10 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         + f"; peak memory {gigabytes:.2f} GB"
         + "".join(f"\n  - {note}" for note in untimed),
         "- the report: [report.md](report.md); tables: [likelihoods.csv](likelihoods.csv), "
-        "[sample_quality.csv](sample_quality.csv) (both draws of every model, and the check sets), "
-        "[verdicts.json](verdicts.json) (each dataset's verdict, its shares over resamples and "
-        "the matrix of every pair of runs); the config it ran: [config.yaml](config.yaml) "
+        "[sample_quality.csv](sample_quality.csv) (every draw of every training run, and the check "
+        "sets), [verdicts.json](verdicts.json) (per dataset what the metric check declared, the "
+        "seed's pair part by part, every pair of the two families with its agreement over "
+        "resamples, every model's values); the config it ran: [config.yaml](config.yaml) "
         "(`config/study.yaml`, kept equal by `tests/test_published_study.py`)",
         "",
         "| stage | jobs | seconds, all jobs | slowest job |",

@@ -4,8 +4,10 @@ images (the held-out valid images, as many as the run measures).
     python bench/quality_costs.py --results results [--out bench/results/quality_costs.json]
 
 Times one call of each measurement (the median of 3, so the first call's start-up is not
-counted) on the learned features (or pixels, for the classifier and novelty), plus the subset
-standard errors of the distances and k-NN measures.
+counted) on the learned features (or pixels, for the classifier and novelty): each metric's own
+function, then what the stages do: a set's kernels and distances computed once
+(`measurement.Comparison`), every cheap metric read off them, for the whole set and for a subset
+of it or of the test images, and the classifier test.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def costs(data, spaces: FeatureSpaces, n: int) -> dict:
     ours = reference.features(images)
     theirs = reference.test_features
     learned_a, learned_b = ours["learned"], theirs["learned"]
+    comparison = reference.compare(images)
+    subset = measurement.subset_indices(len(images), 1, seed=0)[0]
     return {
         "images": len(images),
         "test_images": len(reference.test),
@@ -45,10 +49,12 @@ def costs(data, spaces: FeatureSpaces, n: int) -> dict:
         "Fréchet, one space": seconds(lambda: frechet_distance(learned_a, learned_b)),
         "KID, one space": seconds(lambda: kernel_distance(learned_a, learned_b)),
         "precision/recall/density/coverage": seconds(lambda: prdc(learned_b, learned_a)),
-        "every distance and k-NN measure": seconds(lambda: measurement.estimates(ours, theirs)),
-        f"their standard errors ({SUBSETS} subsets)": SUBSETS
-        * seconds(lambda: measurement.estimates(ours, theirs))
-        / 2,
+        "kernels and distances, computed once a set": seconds(lambda: reference.compare(images)),
+        "every cheap metric, read off them": seconds(lambda: comparison.estimates()),
+        f"against {SUBSETS} subsets of the test images": SUBSETS
+        * seconds(lambda: comparison.estimates(theirs=reference.subsets[0])),
+        f"{SUBSETS} subsets of the set (a check set's error)": SUBSETS
+        * seconds(lambda: comparison.estimates(ours=subset)),
         "classifier two-sample test": seconds(
             lambda: two_sample_test(images, reference.test, data.levels)
         ),

@@ -210,3 +210,24 @@ def test_the_schema_states_the_download_defaults():
     assert {key: value["default"] for key, value in stated.items()} == plan.DOWNLOAD_DEFAULTS
     with pytest.raises(plan.SettingsError, match="stall_seconds"):
         plan.download_settings({"stall_seconds": "soon"})
+
+
+def test_the_error_check_draws_from_the_declared_pair_or_the_first_model_of_each_family():
+    from arbench.core.plan import error_check_runs
+
+    runs = ["mob", "gmm", "pca_gmm", "nade", "made", "made.r1", "pca_gmm.r1"]
+    assert error_check_runs(runs) == ["made", "pca_gmm"]
+    assert error_check_runs(["gmm", "gmm.r1", "nade", "made"], ("made", "pca_gmm")) == [
+        "made",
+        "gmm",
+    ]
+    assert error_check_runs(["gmm_diag", "mob"]) == ["gmm_diag"]  # no network: a mixture alone
+
+
+def test_the_primary_pair_must_be_an_autoregressive_model_then_a_mixture():
+    from arbench.core.plan import SettingsError, primary_pair
+
+    assert primary_pair({}) == ("made", "pca_gmm")
+    assert primary_pair({"comparison": {"primary": ["nade", "gmm"]}}) == ("nade", "gmm")
+    with pytest.raises(SettingsError, match="must name an autoregressive model, then a mixture"):
+        primary_pair({"comparison": {"primary": ["gmm", "nade"]}})

@@ -1,6 +1,8 @@
 """The HTML report (`snakemake --report report.html`) opened in a real browser, headless Chromium:
-every figure opens and decodes, every table is in it byte for byte, the page logs no errors, and
-what it shows is not blank."""
+every figure opens and decodes, every table is in it byte for byte, the report's own page (the
+answer first, every figure inside it) opens from it with every image loaded, a screenshot of its
+first screen is kept (`test-output/`), the page logs no errors, and what it shows is not
+blank."""
 
 from __future__ import annotations
 
@@ -88,7 +90,9 @@ def test_every_figure_opens_in_the_report_and_decodes(browser, report, finished)
     page.reload()
     page.wait_for_load_state("networkidle")
     page.locator("nav").get_by_text("Samples", exact=True).click()
-    page.locator("nav tr", has_text="mnist_samples.png").first.locator("a[iconname=eye]").click()
+    page.locator("nav tr", has_text="mnist_samples_made.png").first.locator(
+        "a[iconname=eye]"
+    ).click()
     page.wait_for_timeout(300)
     assert not_blank(page.screenshot()), "the page showing the MNIST samples is blank"
     assert problems == []
@@ -100,9 +104,44 @@ def test_every_table_is_in_the_report_byte_for_byte(browser, report, finished):
     results = page.evaluate(
         "Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.data_uri]))"
     )
-    for table in ("results/likelihoods.csv", "results/sample_quality.csv", "results/report.md"):
+    for table in (
+        "results/likelihoods.csv",
+        "results/sample_quality.csv",
+        "results/report.md",
+        "results/report.html",
+    ):
         assert table in results, table
         encoded = results[table].split("base64,", 1)[1]
         assert base64.b64decode(encoded) == (finished / table).read_bytes(), table
+    assert problems == []
+    page.close()
+
+
+KEPT = Path(__file__).resolve().parents[2] / "test-output"
+
+
+def test_the_reports_own_page_opens_from_it_with_every_image_and_the_answer_first(browser, report):
+    """The report's page as the HTML report carries it: opened in the browser, every image
+    in it decodes, the answer is on its first screen, and that screen is kept as a PNG."""
+    page, problems = open_report(browser, report)
+    carried = page.evaluate("results['results/report.html'].data_uri")
+    html = base64.b64decode(carried.split("base64,", 1)[1]).decode()
+    page.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.set_content(html, wait_until="load")
+    images = page.evaluate(
+        "Array.from(document.images).map(i => [i.alt, i.complete ? i.naturalWidth : 0])"
+    )
+    assert len(images) > 20
+    assert all(width > 0 for _, width in images), [alt for alt, width in images if not width]
+    first_screen = page.screenshot()
+    KEPT.mkdir(exist_ok=True)
+    (KEPT / "report_first_screen.png").write_bytes(first_screen)
+    assert not_blank(first_screen)
+    top = page.evaluate("document.body.innerText.slice(0, 3000)")  # the first screen's text
+    for dataset in ("mnist", "atari", "anime"):
+        assert dataset in top
+    assert "the seed's pair" in top
     assert problems == []
     page.close()

@@ -116,6 +116,7 @@ rule report:
         data=list(REPORT_INPUTS["data"].values()),
         checks=list(REPORT_INPUTS["checks"].values()),
         errors=list(REPORT_INPUTS["errors"].values()),
+        features=list(REPORT_INPUTS["features"].values()),
         models=[
             path
             for models in REPORT_INPUTS["models"].values()

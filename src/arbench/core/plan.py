@@ -1014,12 +1014,13 @@ def expected_files(datasets: dict[str, list[str]]) -> set[str]:
 
 def report_inputs(datasets: dict[str, list[str]]) -> dict:
     """The files the report reads, as {"data": {dataset: path}, "checks": {dataset: path},
-    "errors": {dataset: path}, "models": {dataset: {model: {kind: path}}}}: the report rule
-    lists them as inputs and hands this manifest over."""
+    "errors": {dataset: path}, "features": {dataset: path}, "models": {dataset: {model: {kind:
+    path}}}}: the report rule lists them as inputs and hands this manifest over."""
     return {
         "data": {d: path("data", dataset=d) for d in datasets},
         "checks": {d: path("metric_check", dataset=d) for d in datasets},
         "errors": {d: path("error_check", dataset=d) for d in datasets},
+        "features": {d: path("features_summary", dataset=d) for d in datasets},
         "models": {
             d: {m: {kind: path(kind, dataset=d, model=m) for kind in REPORT_INPUTS} for m in models}
             for d, models in datasets.items()

@@ -27,6 +27,7 @@ from arbench.core.contracts import (
     COMPLETION,
     COMPLETIONS,
     ERROR_CHECK,
+    FEATURES_SUMMARY,
     METRIC_CHECK,
     NLLS,
     QUALITY,
@@ -56,7 +57,6 @@ from arbench.report.prose import (
     DEFINITIONS,
     LIKELIHOOD_NOTE,
     copies_sentence,
-    declared_sentence,
     family_sentence,
     first_screen,
     pair_sentence,
@@ -66,8 +66,11 @@ from arbench.report.tables import (
     QUALITY_FIELDS,
     SHOWN,
     TABLE_FIELDS,
+    calibration_table,
     comparison_rows,
+    declared_table,
     difference_matrix,
+    draws_sentence,
     likelihood_rows,
     likelihood_table,
     matrix_table,
@@ -140,7 +143,18 @@ def build_report(inputs: dict) -> Path:
     ]
     for name, reason in inputs.get("skipped", {}).items():
         out.append(f"> Dataset **{name}** was left out of this run: {reason}\n")
-    out += [rule_section(), LIKELIHOOD_NOTE + "\n"]
+    out += [
+        rule_section(),
+        "## Declared before the comparisons\n",
+        "Each part's primary metric and margin, chosen by the metric check alone (the dataset's "
+        "sets of known quality, with calibrated errors):\n",
+        declared_table(verdicts) + "\n",
+        "The error calibration: the spread of independent draws over the error one set is "
+        f"given, with its 95% interval (draws: {draws_sentence(measured.errors)}); an error "
+        "found too small is scaled up by the upper limit, one too large kept:\n",
+        calibration_table(measured.errors) + "\n",
+        LIKELIHOOD_NOTE + "\n",
+    ]
     for dataset, found in verdicts.items():
         out += dataset_section(measured, dataset, found, report.parent)
     out.append(DEFINITIONS)
@@ -281,11 +295,27 @@ def quality_part(measured: Measured, dataset: str, found: dict, folder: Path) ->
         f"Each model over its runs and {draws} draws of {first['images_per_set']:,} samples, "
         f"against {first['test_images']:,} test images:\n",
         quality_table({**real, **values}, metrics) + "\n",
-        declared_sentence(found) + f" The dropped mode: {check['dropped_mode']}.\n",
+        f"The metric check's dropped mode: {check['dropped_mode']}. "
+        + accuracy_sentence(measured, dataset)
+        + "\n",
         link(f"{dataset} metric check", check_figure, folder).strip()
         + "\n"
         + link(f"{dataset} error calibration", calibration, folder),
     ]
+
+
+def accuracy_sentence(measured: Measured, dataset: str) -> str:
+    """The label classifier's accuracy on labelled test images, where the dataset has one."""
+    features = measured.inputs.get("features", {}).get(dataset)
+    summary = FEATURES_SUMMARY.read(features).get("label_classifier") if features else None
+    if not summary:
+        return ""
+    if summary["test_accuracy"] is None:
+        return f"The class histogram's classifier was trained on {summary['trained_on']}."
+    return (
+        f"The class histogram's classifier, trained on {summary['trained_on']}, reads "
+        f"{summary['test_accuracy']:.1%} of {summary['accuracy_measured_on']} right."
+    )
 
 
 def verdict_part(dataset: str, found: dict, folder: Path) -> list[str]:
@@ -362,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
 def files_read(inputs: dict) -> list[str]:
     """Every file the report reads, from its manifest."""
     files = [*inputs["data"].values(), *inputs["checks"].values(), *inputs["errors"].values()]
+    files += list(inputs.get("features", {}).values())
     for models in inputs["models"].values():
         files += [file for kinds in models.values() for file in kinds.values()]
     return files

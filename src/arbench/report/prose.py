@@ -84,21 +84,6 @@ def rule_section() -> str:
     )
 
 
-def declared_sentence(found: dict) -> str:
-    """Each part's primary metric and margin, as the metric check declared them."""
-    parts = []
-    for part, chosen in found["declared"].items():
-        if chosen["primary"] is None:
-            parts.append(f"{part}: no metric passes its checks")
-        else:
-            separation = chosen["separation"]["standard_errors"]
-            parts.append(
-                f"{part}: **{chosen['primary']}** (separates its known answer by "
-                f"{separation:.0f} SE; margin {chosen['margin']:.2g})"
-            )
-    return "Declared by the metric check, before any comparison: " + "; ".join(parts) + "."
-
-
 def pair_sentence(found: dict) -> str:
     pair = found["primary_pair"]
     if pair is None:

@@ -263,6 +263,61 @@ def quality_table(values: dict[str, dict], metrics: list[str]) -> str:
     return "\n".join(lines)
 
 
+def declared_table(verdicts: dict[str, dict]) -> str:
+    """Per dataset and part, the primary metric the metric check chose, by how many standard
+    errors it separates the part's defining set from real images, and the margin it gives."""
+    lines = [
+        "| dataset | fidelity: primary (separation) | margin | diversity: primary (separation) "
+        "| margin |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for dataset, found in verdicts.items():
+        cells = []
+        for part in ("fidelity", "diversity"):
+            chosen = found["declared"][part]
+            if chosen["primary"] is None:
+                cells += ["none passes its checks", ""]
+                continue
+            separation = chosen["separation"]["standard_errors"]
+            cells += [f"{chosen['primary']} ({separation:.0f} SE)", f"{chosen['margin']:.2g}"]
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def calibration_table(errors: dict[str, dict]) -> str:
+    """The error-bar check of every dataset: per metric the ratio of the spread of independent
+    draws to the error one set is given, its 95% interval, and what was done with the error."""
+    datasets = list(errors)
+    metrics = list(dict.fromkeys(m for found in errors.values() for m in found["metrics"]))
+    lines = [
+        "| metric | " + " | ".join(datasets) + " |",
+        "| --- |" + " --- |" * len(datasets),
+    ]
+    for metric in metrics:
+        cells = []
+        for dataset in datasets:
+            found = errors[dataset]["metrics"].get(metric)
+            if found is None:
+                cells.append("not measured")
+            elif found["ratio"] is None:
+                cells.append("no spread in any draw" if not found["at_boundary"] else "boundary")
+            else:
+                done = f"x{found['scale']:.2f}" if found["scale"] > 1 else "kept"
+                cells.append(
+                    f"{found['ratio']:.2f} ({found['low']:.2f}-{found['high']:.2f}) {done}"
+                )
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def draws_sentence(errors: dict[str, dict]) -> str:
+    return "; ".join(
+        f"{dataset}: "
+        + ", ".join(f"{source} {len(draws)}" for source, draws in found["draws"].items())
+        for dataset, found in errors.items()
+    )
+
+
 def comparison_rows(parts: dict) -> str:
     """A pair's comparison: each part's primary metric, then any supporting metric that
     disagrees with it, with both models' values, the difference and its 95% interval, the margin,
