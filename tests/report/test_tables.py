@@ -42,3 +42,8 @@ def test_a_pairs_cell_says_its_outcome_and_the_share_of_resamples_giving_the_maj
     assert cell_text(agreed) == "supported (66% of resamples)"
     split = {"outcome": "not resolved", "agreement": {"majority": "supported", "share": 0.66}}
     assert cell_text(split) == "not resolved (resamples: supported 66%)"
+
+
+def test_an_error_of_roundings_size_reads_as_no_spread_not_as_exact_knowledge():
+    assert number(1.0, 1.1e-7) == "1 (no spread measurable)"
+    assert number(0.25, 0.003) == "0.2500 ± 0.0030"  # two digits of the error

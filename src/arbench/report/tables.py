@@ -240,12 +240,16 @@ def quality_rows(quality: dict[str, dict], checks: dict[str, dict]) -> list[dict
     return rows
 
 
+NEGLIGIBLE = 1e-6  # of a value's size: an error below it is rounding, not a measured spread
+
+
 def number(value: float, se: float | None = None) -> str:
     """A value with its standard error, the value's digits following the error's; an error of
-    zero says that no spread was measurable."""
+    zero (or of rounding's size: a binomial error at an accuracy of 1) says that no spread was
+    measurable."""
     if se is None or not math.isfinite(se):
         return f"{value:.3g}"
-    if se == 0:
+    if se <= NEGLIGIBLE * max(1.0, abs(value)):
         return f"{value:.3g} (no spread measurable)"
     places = max(0, 1 - math.floor(math.log10(se)))
     return f"{value:.{places}f} ± {se:.{places}f}" if places < 8 else f"{value:.3g} ± {se:.1g}"
