@@ -118,7 +118,7 @@ def test_image_files_are_prepared_as_the_dataset_and_scored_one_row_each(digit_m
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert f"{files['broken']}: not scored" in result.stderr
+    assert f"{files['broken']}: skipped (" in result.stderr
     with open(out, newline="") as handle:
         rows = {Path(row["file"]).name: row for row in csv.DictReader(handle)}
     assert set(rows) == {path.name for path in files.values()}
