@@ -423,6 +423,8 @@ METRICS = {
 }
 # Measured only where the dataset has labelled images to train the label classifier on
 LABELLED_METRICS = ("class_histogram",)
+# Compared with the training images themselves rather than the test images
+TRAIN_REFERENCED = ("ndb", "ndb_jsd")
 ALWAYS_MEASURED = tuple(m for m in METRICS if m not in LABELLED_METRICS)
 
 

@@ -175,12 +175,16 @@ class Discriminator(torch.nn.Module):
 
 def two_sample_test(candidates: np.ndarray, real: np.ndarray, levels: int, seed: int = 0) -> dict:
     """Cross-validated accuracy of a classifier telling `candidates` from `real` (as many of
-    each), with its binomial standard error; `seed` draws the folds, the initial weights and
-    the order of the batches."""
+    each: a random subset of the larger, never its first images, which in a split stored game
+    after game would all be of one game), with its binomial standard error; `seed` draws the
+    subset, the folds, the initial weights and the order of the batches."""
     n = min(len(candidates), len(real))
     if n < C2ST["folds"]:
         raise TooFewImages(f"the two-sample test needs {C2ST['folds']} images a set, got {n}")
-    x = scaled(np.concatenate([candidates[:n], real[:n]]), levels)
+    rng = np.random.default_rng(seed)
+    candidates = candidates[np.sort(rng.choice(len(candidates), n, replace=False))]
+    real = real[np.sort(rng.choice(len(real), n, replace=False))]
+    x = scaled(np.concatenate([candidates, real]), levels)
     y = torch.cat([torch.ones(n), torch.zeros(n)])
     generator = torch.Generator().manual_seed(seed)
     folds = torch.randperm(2 * n, generator=generator).chunk(C2ST["folds"])

@@ -12,7 +12,7 @@ What is declared before any comparison, from the metric check alone (`declared`)
 - each part's primary metric: of the metrics that rank the part's known-answer sets right (with
   the errors the error-bar check calibrated), the one that separates the part's defining set
   from real images by the most standard errors (fidelity: one moment-matched Gaussian;
-  diversity: real images without their largest mode);
+  diversity: real images without their smallest mode);
 - each part's margin of equivalence: `arbench.metrics.known_answers.MARGIN_SHARE` of that
   separation, in the primary metric's units;
 - the comparisons: the primary pair (the seed's own: MADE against the Gaussian mixture on
@@ -75,7 +75,7 @@ RULE = [
     "Each part is decided by one primary metric, chosen by the metric check alone: of the "
     "metrics that rank the part's known-answer sets right, the one that separates its defining "
     "set from real images by the most standard errors (fidelity: one moment-matched Gaussian; "
-    "diversity: real images without their largest mode). The others are support.",
+    "diversity: real images without their smallest mode). The others are support.",
     f"Each part's margin is {MARGIN_SHARE:.0%} of that separation, in the primary metric's "
     "units: a smaller difference is called equal.",
     "A model's value is the mean over its training runs (seeds) of the mean over each run's "

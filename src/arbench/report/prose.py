@@ -165,7 +165,7 @@ too large (conservative), the draws' spread where it is 0 at a boundary.
 **The metric check.** A metric is used in its part only where it ranks sets of known quality.
 Fidelity: held-out real images ahead of one moment-matched Gaussian, blurred images (grey levels)
 and real images with 30% noise; no noise level ahead of a lower one. Diversity: real images
-without their largest mode, and prototypes of a few k-means clusters, behind real images; no
+without their smallest mode, and prototypes of a few k-means clusters, behind real images; no
 noisy, outlier-laden or noisy-prototype set ahead of real. Both: training images read as
 held-out real ones, and one Gaussian no better than training images. The primary metric of a
 part separates its defining set (the Gaussian; the dropped mode) from real images by the most
