@@ -1,5 +1,5 @@
 """The metric check's known answers: sets of images whose ranking against real ones is known,
-and the checks a metric must pass on them before it may vote, part by part.
+and the checks a metric must pass on them before it is used in its part.
 
 Per dataset: held-out real images (the valid split: best); one Gaussian fitted to the training
 pixels, moment-matched and discretized (clearly worse); the real images blurred over 3x3 pixels

@@ -13,7 +13,7 @@
 - **Diversity** (mean distance between two images of a set), and the **nearest** training image
   of each image (novelty, copies).
 
-`arbench.core.plan.METRICS` names those that vote, which way is better, and which part of the
+`arbench.core.plan.METRICS` names each metric, which way is better, and which part of the
 hypothesis each measures. `better_by` is the one
 signed gap between two measurements that the metric check and the verdict both use;
 `no_better_than_real` reads a measurement against the real set's own value: real images are the
