@@ -23,7 +23,7 @@ import torch
 
 from arbench.core.contracts import SAMPLES
 from arbench.data.format import load_dataset
-from arbench.metrics import sample_metrics
+from arbench.metrics import measures
 from arbench.metrics.known_answers import blurred, gaussian_images
 from arbench.metrics.measurement import TEST_IMAGES, set_size
 
@@ -49,16 +49,16 @@ class WideDiscriminator(torch.nn.Module):
 
 def accuracy(images, test, levels, wide: bool = False) -> float:
     if not wide:
-        return sample_metrics.two_sample_test(images, test, levels)["value"]
-    original, settings = sample_metrics.Discriminator, dict(sample_metrics.C2ST)
-    sample_metrics.Discriminator = WideDiscriminator
-    sample_metrics.C2ST["epochs"] = 2 * settings["epochs"]
+        return measures.two_sample_test(images, test, levels)["value"]
+    original, settings = measures.Discriminator, dict(measures.C2ST)
+    measures.Discriminator = WideDiscriminator
+    measures.C2ST["epochs"] = 2 * settings["epochs"]
     try:
-        return sample_metrics.two_sample_test(images, test, levels)["value"]
+        return measures.two_sample_test(images, test, levels)["value"]
     finally:
-        sample_metrics.Discriminator = original
-        sample_metrics.C2ST.clear()
-        sample_metrics.C2ST.update(settings)
+        measures.Discriminator = original
+        measures.C2ST.clear()
+        measures.C2ST.update(settings)
 
 
 def pixels(images: np.ndarray, levels: int) -> dict:

@@ -108,3 +108,15 @@ def test_a_resumed_training_published_by_older_code_is_timed_by_its_curve(tmp_pa
     assert training_seconds(counted_since_the_fix, curve) == (700.0, OWN_COUNT)
     mixture = {"train_seconds": 12.0, "training": None}
     assert training_seconds(mixture, tmp_path / "none.csv") == (12.0, OWN_COUNT)
+
+
+SCRIPTS = sorted(p for p in (REPO / "bench").glob("*.py") if "argparse" in p.read_text())
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_benchmark_script_starts(script):
+    """A script whose imports have rotted (a module renamed under it) fails here, not on the day
+    someone reruns the benchmark."""
+    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage:" in result.stdout

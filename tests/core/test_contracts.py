@@ -57,7 +57,7 @@ def made(tmp_path_factory) -> dict[str, Path]:
     )
     files = {"data": data, "sidecar": folder / "d.json"}
     files["features"] = folder / "f.pt"
-    features.build(data, files["features"])
+    features.build(data, files["features"], bins=8)
     files["features_summary"] = folder / "f.json"
     files["metric_check"] = folder / "check.json"
     metric_check.check(data, files["features"], 30, files["metric_check"])
@@ -65,9 +65,9 @@ def made(tmp_path_factory) -> dict[str, Path]:
     settings = {"hidden": [8], "epochs": 2, "batch_size": 100, "checkpoint_minutes": 0}
     train(data, "made", settings, files["model"], files["curve"], files["checkpoint"], True)
     files["samples"] = folder / "s.npz"
-    sample.sample(files["model"], 60, 0, files["samples"])
+    sample.sample(files["model"], 60, 0, files["samples"])  # two draws of 30
     files["quality"] = folder / "q.json"
-    quality.assess(data, files["features"], files["samples"], 30, files["quality"])
+    quality.assess(data, files["features"], files["samples"], 30, 2, 1, files["quality"])
     files["metrics"], files["nll"] = folder / "e.json", folder / "e.npz"
     evaluate.evaluate(data, files["model"], files["metrics"])
     files["completion"], files["completion_images"] = folder / "c.json", folder / "c.npz"
@@ -144,7 +144,7 @@ EDITS = {
     "metrics": lambda p: edit_json(p, lambda c: c.update(nll_nats=float("nan"))),
     "completion": lambda p: edit_json(p, lambda c: c.pop("conditional_nll_nats")),
     "completion_images": lambda p: edit_npz(p, "completions", set_values(5)),
-    "quality": lambda p: edit_json(p, lambda c: c["model"]["recall"].update(value=float("nan"))),
+    "quality": lambda p: edit_json(p, lambda c: c["model"]["draws"][0].update(recall=float("nan"))),
     "metric_check": lambda p: edit_json(p, lambda c: c["sets"]["prototypes"].pop("coverage")),
     "features": lambda p: edit_torch(p, lambda c: c.pop("contrastive")),
     "features_summary": lambda p: edit_json(p, lambda c: c.pop("contrastive")),
