@@ -231,3 +231,17 @@ def test_the_primary_pair_must_be_an_autoregressive_model_then_a_mixture():
     assert primary_pair({"comparison": {"primary": ["nade", "gmm"]}}) == ("nade", "gmm")
     with pytest.raises(SettingsError, match="must name an autoregressive model, then a mixture"):
         primary_pair({"comparison": {"primary": ["gmm", "nade"]}})
+
+
+@pytest.mark.parametrize(
+    "runs, drawn",
+    [
+        (["gmm", "made", "made.r1"], {"pairs", "training"}),
+        (["mob", "gmm"], set()),  # one family, no network: no pair matrix, no curves
+        (["nade", "made.r1"], {"training"}),
+    ],
+)
+def test_a_dataset_declares_the_pair_matrix_and_curves_only_where_it_can_draw_them(runs, drawn):
+    figures = plan.dataset_figures(runs)
+    assert {"pairs", "training"} & set(figures) == drawn
+    assert {"likelihoods", "check", "calibration", "completion"} <= set(figures)

@@ -144,7 +144,7 @@ def test_nested_overrides_of_the_full_config_keep_their_types():
     assert made["masks"] == 4 and made["hidden"] == [300, 300] and made["lr"] == 0.0002
     assert all(type(v) is int for v in made["hidden"])
     counts = {option(w, "--n") for w in shell_commands(output, "sample")}
-    assert counts == {"100"}  # two draws of 50: one chooses, the other is judged
+    assert counts == {"250"}  # five draws (full.yaml's, kept beside the overridden count) of 50
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "full.yaml", "study.yaml"])

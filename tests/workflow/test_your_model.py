@@ -11,6 +11,7 @@ import copy
 import csv
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -97,9 +98,11 @@ def test_the_users_models_are_in_the_likelihood_table_and_the_report_as_the_user
     report = (ran / "results" / "report.md").read_text()
     assert "| independent_pixels (yours) |" in report and "| pixels_net (yours) |" in report
     # the user's network stands on the autoregressive side (its config says so), the entry
-    # point's model on the mixture side (its class says so): each pair across them is given
-    assert "NLL(PIXELS_NET) − NLL(INDEPENDENT_PIXELS)" in report
-    assert "NLL(PIXELS_NET) − NLL(MOB)" in report
+    # point's model on the mixture side (its class says so): each pair across them is given,
+    # in the paired NLL differences and in the verdict's matrix
+    assert "| NLL(row) − NLL(column) | independent_pixels | mob |" in report
+    assert "| autoregressive \\ mixture | independent_pixels | mob |" in report
+    assert re.search(r"^\| pixels_net \| [+−-]\d", report, re.MULTILINE)
     for kind in ("models", "samples", "metrics", "quality", "completions"):
         made = {path.name.split(".")[0] for path in (ran / "results" / kind / "mnist").iterdir()}
         assert made == {"mob", "independent_pixels", "pixels_net"}, kind
@@ -122,9 +125,8 @@ def test_editing_a_users_code_reruns_exactly_its_models_jobs(ran, installed, edi
     original = source.read_bytes()
     try:
         source.write_bytes(original + b"# edited\n")
+        # a user's model is judged by the error-bar check, never drawn from by it
         expected = set().union(*(jobs_of(model) for model in rerun)) | FINAL
-        if "pixels_net" in rerun:  # the dataset's first network: the error-bar check draws from it
-            expected.add(("error_check", "dataset=mnist"))
         assert planned(ran, CONFIG, installed) == expected
     finally:
         source.write_bytes(original)

@@ -157,8 +157,12 @@ def per_model(kind):
 REPORT_INPUTS = plan.report_inputs(DATASETS)
 
 
-def figures(kind, datasets=DATASETS):
-    return [plan.path("figure", dataset=d, figure=kind) for d in datasets]
+def figures(kind):
+    return [
+        plan.path("figure", dataset=d, figure=kind)
+        for d, runs in DATASETS.items()
+        if kind in plan.dataset_figures(runs)
+    ]
 
 
 def sample_sheets():

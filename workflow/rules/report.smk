@@ -151,10 +151,7 @@ rule report:
             figures("completion"), caption="../report/completion.rst", category="Completion"
         ),
         curves=report(
-            figures(
-                "training",
-                [d for d, runs in DATASETS.items() if any(plan.model_entry(m).neural for m in runs)],
-            ),
+            figures("training"),
             caption="../report/training.rst",
             category="Training curves",
         ),

@@ -986,6 +986,19 @@ REPORT_FILES = (
 FIGURES = ("likelihoods", "check", "calibration", "pairs", "completion", "training")
 
 
+def compares_families(runs: list[str]) -> bool:
+    """Whether a dataset's training runs hold both sides of the study's question, so that its
+    report has a pair matrix (and its figure)."""
+    return {model_entry(run).family for run in runs} >= {"autoregressive", "mixture"}
+
+
+def dataset_figures(runs: list[str]) -> list[str]:
+    """The per-dataset figures (`FIGURES`) a dataset's report draws: the pair matrix only where
+    both families are trained, the training curves only where a network is."""
+    drawn = {"pairs": compares_families(runs), "training": any(model_entry(r).neural for r in runs)}
+    return [figure for figure in FIGURES if drawn.get(figure, True)]
+
+
 def sample_sheets(runs: list[str]) -> list[str]:
     """The figures of samples a dataset's report shows: real test images, then each model's
     first training run's."""
@@ -1003,7 +1016,7 @@ def expected_files(datasets: dict[str, list[str]]) -> set[str]:
             files |= {path(k, stage=stage, dataset=d) for k in ("dataset_log", "dataset_benchmark")}
         files |= {
             str(Path(path("figure", dataset=d, figure=f)).with_suffix(suffix))
-            for f in FIGURES
+            for f in dataset_figures(runs)
             for suffix in (".png", ".pdf")
         }
         files |= {path("figure", dataset=d, figure=f) for f in sample_sheets(runs)}
