@@ -120,8 +120,8 @@ def cpu_model() -> str:
 
 
 def answer_of(found: dict) -> str:
-    """A dataset's published answer, as verdicts files of every version wrote it: the seed's
-    pair and every pair of the families (now), or one verdict (before)."""
+    """A dataset's published answer, as verdicts files of every version wrote it: the original
+    study's pair and every pair of the families (now), or one verdict (before)."""
     if "outcome" in found:
         return found["outcome"]
     pair = found["primary_pair"]
@@ -131,8 +131,8 @@ def answer_of(found: dict) -> str:
 
 def answer_table(verdicts: dict[str, dict]) -> str:
     lines = [
-        "| dataset | the seed's pair (MADE against the PCA-GMM) | share of resamples agreeing "
-        "| every autoregressive model against every mixture |",
+        "| dataset | the original study's pair (MADE against the PCA-GMM) | share of resamples "
+        "agreeing | every autoregressive model against every mixture |",
         "| --- | --- | --- | --- |",
     ]
     for dataset, found in sorted(verdicts.items()):
@@ -327,6 +327,10 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         shutil.copy2(figure, out / "figures" / figure.name)
     for table in ("likelihoods.csv", "sample_quality.csv", "verdicts.json"):
         shutil.copy2(results / table, out / table)
+    # the metric check and the error calibration each verdict rests on, per dataset
+    (out / "checks").mkdir()
+    for check in sorted((results / "checks").glob("*.json")):
+        shutil.copy2(check, out / "checks" / check.name)
     verdicts = json.loads((results / "verdicts.json").read_text())
     shutil.copy2(config, out / "config.yaml")
     seconds, gigabytes, untimed = wall_and_memory(logs)
@@ -362,9 +366,10 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         + "".join(f"\n  - {note}" for note in untimed),
         "- the report: [report.md](report.md); tables: [likelihoods.csv](likelihoods.csv), "
         "[sample_quality.csv](sample_quality.csv) (every draw of every training run, and the check "
-        "sets), [verdicts.json](verdicts.json) (per dataset what the metric check declared, the "
-        "seed's pair part by part, every pair of the two families with its agreement over "
-        "resamples, every model's values); the config it ran: [config.yaml](config.yaml) "
+        "sets), [checks/](checks/) (per dataset the metric check and the error calibration), "
+        "[verdicts.json](verdicts.json) (per dataset what the metric check declared, the "
+        "original study's pair part by part, every pair of the two families with its agreement "
+        "over resamples, every model's values); the config it ran: [config.yaml](config.yaml) "
         "(`config/study.yaml`, kept equal by `tests/test_published_study.py`)",
         "",
         "| stage | jobs | seconds, all jobs | slowest job |",
