@@ -325,7 +325,8 @@ def check_grid(judged: dict[str, dict], parts: dict[str, dict], title: str, out:
     axis.grid(which="minor", color="white", linewidth=1)
     axis.tick_params(which="minor", length=0)
     axis.set_title(
-        title + " (green: passed, red: failed; SE: separation of the part's defining set)",
+        title + "\ngreen: passed; red: failed; white: not a check of the metric's part; SE: how "
+        "many standard errors the metric puts its part's defining set behind real images",
         fontsize=9,
     )
     figure.tight_layout()

@@ -346,8 +346,8 @@ def comparison_rows(parts: dict) -> str:
     disagrees with it, with both models' values, the difference and its 95% interval, the margin,
     the smallest difference the comparison could detect, and the finding."""
     lines = [
-        "| part | metric | autoregressive | mixture | autoregressive better by (95% interval) | margin "
-        "| detectable | finding |",
+        "| part | metric | autoregressive | mixture | autoregressive better by (95% interval) "
+        "| margin | detectable | finding |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for part, found in parts.items():
