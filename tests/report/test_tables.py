@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from arbench.report.prose import answer_cell
 from arbench.report.tables import (
     CELL,
     NO_SPREAD_NOTE,
@@ -73,3 +74,11 @@ def test_a_value_without_spread_is_marked_and_the_mark_explained_once_under_its_
 def test_an_error_of_roundings_size_reads_as_no_spread_not_as_exact_knowledge():
     assert number(1.0, 1.1e-7) == "1†"
     assert number(0.25, 0.003) == "0.2500 ± 0.0030"  # two digits of the error
+
+
+def test_the_first_screen_names_the_majority_of_resamples_where_it_is_not_the_outcome():
+    """66% of resamples saying 'supported' must not read as agreeing with 'not resolved'."""
+    split = {"outcome": "not resolved", "agreement": {"majority": "supported", "share": 0.66}}
+    assert answer_cell(split) == "**not resolved** (resamples: supported 66%)"
+    held = {"outcome": "not decided", "agreement": {"majority": "not decided", "share": 1.0}}
+    assert answer_cell(held) == "**not decided**"

@@ -67,6 +67,8 @@ OTHER = {AUTOREGRESSIVE: MIXTURE, MIXTURE: AUTOREGRESSIVE}
 EQUAL = "equal within the margin"
 SUPPORTED, CONTRADICTED = "supported", "contradicted"
 NOT_RESOLVED, NOT_TESTED, NOT_DECIDED = "not resolved", "not tested", "not decided"
+# outcomes a gate gives before any measurement decides, alike in every resample
+GATES = (NOT_DECIDED, NOT_TESTED)
 MODEL_DEPENDENT = "model-dependent"
 
 RULE = [

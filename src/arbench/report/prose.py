@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from arbench.metrics.known_answers import MARGIN_SHARE
 from arbench.metrics.measures import C2ST
-from arbench.metrics.verdict import NOT_DECIDED, NOT_TESTED, RESAMPLES, RULE
+from arbench.metrics.verdict import NOT_DECIDED, RESAMPLES, RULE
+from arbench.report.tables import resamples_note
 
 QUESTION = (
     "**The question.** Do autoregressive models (NADE, MADE, a gated PixelCNN) give richer samples "
@@ -18,19 +19,14 @@ QUESTION = (
 
 
 PAIR_NAME = "the original study's pair"
-# outcomes that a gate gives before any measurement decides: no share of resamples is shown
-GATES = (NOT_DECIDED, NOT_TESTED)
 
 
 def answer_cell(found: dict | None) -> str:
     """One dataset's answer for the first screen: the primary pair's outcome, and how often
-    resamples of seeds and draws agree where a measurement decided it."""
+    resamples of seeds and draws give the majority outcome where a measurement decided it."""
     if found is None:
         return "not compared (a model of the pair is missing)"
-    if found["outcome"] in GATES:
-        return f"**{found['outcome']}**"
-    agreed = found["agreement"]
-    return f"**{found['outcome']}** ({agreed['share']:.0%} of resamples agree)"
+    return f"**{found['outcome']}**{resamples_note(found)}"
 
 
 def family_cell(family: dict) -> str:

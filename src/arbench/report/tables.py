@@ -15,7 +15,7 @@ import numpy as np
 from arbench.core.contracts import LIKELIHOOD
 from arbench.core.files import atomic_write
 from arbench.core.plan import METRICS, USER, model_entry
-from arbench.metrics.verdict import NOT_DECIDED, NOT_TESTED, family
+from arbench.metrics.verdict import GATES, family
 from arbench.training import convergence
 
 TABLE_FIELDS = [
@@ -94,7 +94,6 @@ def likelihood_rows(models: dict[str, dict[str, dict]]) -> list[dict]:
 
 
 CELL = 60  # the most characters a table cell of the report holds
-GATES = (NOT_DECIDED, NOT_TESTED)  # outcomes no measurement decided
 
 
 def model_likelihoods(rows: list[dict]) -> dict[str, dict]:
@@ -367,16 +366,21 @@ def comparison_rows(parts: dict) -> str:
     return "\n".join(lines)
 
 
-def cell_text(cell: dict) -> str:
-    """A pair's outcome and how often resamples of seeds and draws give the majority outcome;
-    an outcome a gate gave (a model still learning, no diversity metric) alone, since no
-    measurement decided it."""
+def resamples_note(cell: dict) -> str:
+    """How often resamples of seeds and draws give the majority outcome, in brackets, naming the
+    majority where it is not the outcome; nothing for an outcome a gate gave (a model still
+    learning, no diversity metric), which every resample repeats."""
+    if cell["outcome"] in GATES:
+        return ""
     agreed = cell["agreement"]
-    if cell["outcome"] in GATES and agreed["majority"] == cell["outcome"]:
-        return cell["outcome"]
     if agreed["majority"] == cell["outcome"]:
-        return f"{cell['outcome']} ({agreed['share']:.0%} of resamples)"
-    return f"{cell['outcome']} (resamples: {agreed['majority']} {agreed['share']:.0%})"
+        return f" ({agreed['share']:.0%} of resamples)"
+    return f" (resamples: {agreed['majority']} {agreed['share']:.0%})"
+
+
+def cell_text(cell: dict) -> str:
+    """A pair's outcome and how often resamples give the majority outcome."""
+    return cell["outcome"] + resamples_note(cell)
 
 
 def matrix_table(matrix: dict[str, dict[str, dict]]) -> str:
