@@ -314,7 +314,9 @@ def models_table(cards: list[dict]) -> list[str]:
     return lines
 
 
-def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) -> dict:
+def publish(
+    run: Path, logs: list[Path], commit: str, out: Path, changes: dict, report_commit: str = ""
+) -> dict:
     results = run / "results"
     config = run / "config" / "study.yaml"  # what ran, not what the checkout holds now
     previous, previous_commit = previous_answer(out)
@@ -345,6 +347,8 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         "segments_timed_from_their_logs": untimed,
         "peak_memory_gb": round(gigabytes, 2),
         "stages": stages,
+        # the report made again from these results by the report job alone, at a later commit
+        "report_commit": report_commit or commit,
     }
     (out / "run.json").write_text(json.dumps(run_record, indent=2) + "\n")
     lines = [
@@ -364,6 +368,15 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         )
         + f"; peak memory {gigabytes:.2f} GB"
         + "".join(f"\n  - {note}" for note in untimed),
+        *(
+            [
+                f"- the report made again from these results by the report job alone (no model "
+                f"trained or measured again) at commit `{report_commit}`, whose report code is "
+                "newer than the run's"
+            ]
+            if report_commit and report_commit != commit
+            else []
+        ),
         "- the report: [report.md](report.md); tables: [likelihoods.csv](likelihoods.csv), "
         "[sample_quality.csv](sample_quality.csv) (every draw of every training run, and the check "
         "sets), [checks/](checks/) (per dataset the metric check and the error calibration), "
@@ -405,6 +418,12 @@ def main() -> None:
         help="the run's log with /usr/bin/time's line; one per segment of a resumed run",
     )
     parser.add_argument("--commit", required=True)
+    parser.add_argument(
+        "--report-commit",
+        default="",
+        help="the commit whose report code made results/report.md again from the run's results, "
+        "where a later one than --commit",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/study"))
     parser.add_argument(
         "--changes",
@@ -414,7 +433,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     changes = json.loads(args.changes.read_text())
-    record = publish(args.run, args.log, args.commit, args.out, changes)
+    record = publish(args.run, args.log, args.commit, args.out, changes, args.report_commit)
     print(json.dumps(record, indent=2))
     print(answer_table(json.loads((args.out / "verdicts.json").read_text())))
 
