@@ -28,7 +28,7 @@ import platform
 import re
 import shutil
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 # how reports before the verdict's resampling wrote it (the previous answer may be one of them)
@@ -340,7 +340,8 @@ def publish(
     run_record = {
         "commit": commit,
         "config": "config/study.yaml",
-        "date": date.today().isoformat(),
+        # the day the run ended (its last segment's log last written), not the day of publishing
+        "date": datetime.fromtimestamp(logs[-1].stat().st_mtime, UTC).date().isoformat(),
         "machine": f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
         "wall_seconds": seconds,
         "segments": len(logs),
