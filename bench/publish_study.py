@@ -28,7 +28,7 @@ import platform
 import re
 import shutil
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 # how reports before the verdict's resampling wrote it (the previous answer may be one of them)
@@ -120,8 +120,8 @@ def cpu_model() -> str:
 
 
 def answer_of(found: dict) -> str:
-    """A dataset's published answer, as verdicts files of every version wrote it: the seed's
-    pair and every pair of the families (now), or one verdict (before)."""
+    """A dataset's published answer, as verdicts files of every version wrote it: the original
+    study's pair and every pair of the families (now), or one verdict (before)."""
     if "outcome" in found:
         return found["outcome"]
     pair = found["primary_pair"]
@@ -131,8 +131,8 @@ def answer_of(found: dict) -> str:
 
 def answer_table(verdicts: dict[str, dict]) -> str:
     lines = [
-        "| dataset | the seed's pair (MADE against the PCA-GMM) | share of resamples agreeing "
-        "| every autoregressive model against every mixture |",
+        "| dataset | the original study's pair (MADE against the PCA-GMM) | share of resamples "
+        "agreeing | every autoregressive model against every mixture |",
         "| --- | --- | --- | --- |",
     ]
     for dataset, found in sorted(verdicts.items()):
@@ -314,7 +314,9 @@ def models_table(cards: list[dict]) -> list[str]:
     return lines
 
 
-def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) -> dict:
+def publish(
+    run: Path, logs: list[Path], commit: str, out: Path, changes: dict, report_commit: str = ""
+) -> dict:
     results = run / "results"
     config = run / "config" / "study.yaml"  # what ran, not what the checkout holds now
     previous, previous_commit = previous_answer(out)
@@ -327,6 +329,10 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         shutil.copy2(figure, out / "figures" / figure.name)
     for table in ("likelihoods.csv", "sample_quality.csv", "verdicts.json"):
         shutil.copy2(results / table, out / table)
+    # the metric check and the error calibration each verdict rests on, per dataset
+    (out / "checks").mkdir()
+    for check in sorted((results / "checks").glob("*.json")):
+        shutil.copy2(check, out / "checks" / check.name)
     verdicts = json.loads((results / "verdicts.json").read_text())
     shutil.copy2(config, out / "config.yaml")
     seconds, gigabytes, untimed = wall_and_memory(logs)
@@ -334,13 +340,16 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
     run_record = {
         "commit": commit,
         "config": "config/study.yaml",
-        "date": date.today().isoformat(),
+        # the day the run ended (its last segment's log last written), not the day of publishing
+        "date": datetime.fromtimestamp(logs[-1].stat().st_mtime, UTC).date().isoformat(),
         "machine": f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
         "wall_seconds": seconds,
         "segments": len(logs),
         "segments_timed_from_their_logs": untimed,
         "peak_memory_gb": round(gigabytes, 2),
         "stages": stages,
+        # the report made again from these results by the report job alone, at a later commit
+        "report_commit": report_commit or commit,
     }
     (out / "run.json").write_text(json.dumps(run_record, indent=2) + "\n")
     lines = [
@@ -360,11 +369,21 @@ def publish(run: Path, logs: list[Path], commit: str, out: Path, changes: dict) 
         )
         + f"; peak memory {gigabytes:.2f} GB"
         + "".join(f"\n  - {note}" for note in untimed),
+        *(
+            [
+                f"- the report made again from these results by the report job alone (no model "
+                f"trained or measured again) at commit `{report_commit}`, whose report code is "
+                "newer than the run's"
+            ]
+            if report_commit and report_commit != commit
+            else []
+        ),
         "- the report: [report.md](report.md); tables: [likelihoods.csv](likelihoods.csv), "
         "[sample_quality.csv](sample_quality.csv) (every draw of every training run, and the check "
-        "sets), [verdicts.json](verdicts.json) (per dataset what the metric check declared, the "
-        "seed's pair part by part, every pair of the two families with its agreement over "
-        "resamples, every model's values); the config it ran: [config.yaml](config.yaml) "
+        "sets), [checks/](checks/) (per dataset the metric check and the error calibration), "
+        "[verdicts.json](verdicts.json) (per dataset what the metric check declared, the "
+        "original study's pair part by part, every pair of the two families with its agreement "
+        "over resamples, every model's values); the config it ran: [config.yaml](config.yaml) "
         "(`config/study.yaml`, kept equal by `tests/test_published_study.py`)",
         "",
         "| stage | jobs | seconds, all jobs | slowest job |",
@@ -400,6 +419,12 @@ def main() -> None:
         help="the run's log with /usr/bin/time's line; one per segment of a resumed run",
     )
     parser.add_argument("--commit", required=True)
+    parser.add_argument(
+        "--report-commit",
+        default="",
+        help="the commit whose report code made results/report.md again from the run's results, "
+        "where a later one than --commit",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/study"))
     parser.add_argument(
         "--changes",
@@ -409,7 +434,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     changes = json.loads(args.changes.read_text())
-    record = publish(args.run, args.log, args.commit, args.out, changes)
+    record = publish(args.run, args.log, args.commit, args.out, changes, args.report_commit)
     print(json.dumps(record, indent=2))
     print(answer_table(json.loads((args.out / "verdicts.json").read_text())))
 

@@ -1,14 +1,16 @@
 """The plan shared by the workflow and the stages: one set of defaults, typed settings, and code
 inputs read off the imports."""
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from arbench.core import plan
-from arbench.core.code_inputs import PACKAGE_DIR, code_files
+from arbench.core.code_inputs import PACKAGE_DIR, code_files, content_digest
 from arbench.core.configuration import coerce, load_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,6 +151,24 @@ def test_code_files_follow_imports_and_include_the_kernel_source():
     nade = {Path(f).relative_to(PACKAGE_DIR).as_posix() for f in code_files("arbench.models.nade")}
     assert {"models/nade_kernel.py", "models/nade_kernel.c", "models/__init__.py"} <= nade
     assert "models/made.py" not in nade
+
+
+def test_outside_data_is_recorded_by_its_files_names_and_bytes_not_their_times(tmp_path):
+    share = tmp_path / "share"
+    (share / "sub").mkdir(parents=True)
+    (share / "labels.gz").write_bytes(b"labels")
+    (share / "sub" / "images.gz").write_bytes(b"images")
+    again = tmp_path / "provisioned_again"
+    shutil.copytree(share, again)  # the same bytes with fresh times
+    for path in (again, *again.rglob("*")):
+        os.utime(path, (1e9, 1e9))
+    assert content_digest(str(share)) == content_digest(str(again))
+    renamed = shutil.copytree(share, tmp_path / "renamed")
+    (renamed / "sub" / "images.gz").rename(renamed / "images.gz")
+    changed = shutil.copytree(share, tmp_path / "changed")
+    (changed / "labels.gz").write_bytes(b"labelz")
+    digests = {content_digest(str(p)) for p in (share, renamed, changed, share / "labels.gz")}
+    assert len(digests) == 4
 
 
 def test_a_stage_run_as_a_package_includes_its_main():

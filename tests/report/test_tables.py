@@ -2,10 +2,20 @@
 so in words, a paired difference against a bound is marked a bound, and a pair's cell gives the
 majority of its resamples."""
 
+import re
+
 import numpy as np
 import pytest
 
-from arbench.report.tables import CELL, cell_text, difference_matrix, number
+from arbench.report.prose import answer_cell
+from arbench.report.tables import (
+    CELL,
+    NO_SPREAD_NOTE,
+    cell_text,
+    difference_matrix,
+    number,
+    quality_table,
+)
 
 
 @pytest.mark.parametrize(
@@ -14,7 +24,7 @@ from arbench.report.tables import CELL, cell_text, difference_matrix, number
         (0.51234, 0.0123, "0.512 ± 0.012"),
         (3569.7175, 1.1836, "3569.7 ± 1.2"),
         (83.99219, 0.2025, "83.99 ± 0.20"),
-        (1.0, 0.0, "1 (no spread measurable)"),
+        (1.0, 0.0, "1†"),
     ],
 )
 def test_a_value_carries_the_digits_its_error_allows(value, se, expected):
@@ -44,6 +54,31 @@ def test_a_pairs_cell_says_its_outcome_and_the_share_of_resamples_giving_the_maj
     assert cell_text(split) == "not resolved (resamples: supported 66%)"
 
 
+def test_an_outcome_a_gate_gave_shows_no_share_of_resamples():
+    """A model still learning holds every resample alike: a share would read as confidence."""
+    held = {"outcome": "not decided", "agreement": {"majority": "not decided", "share": 1.0}}
+    assert cell_text(held) == "not decided"
+
+
+def test_a_value_without_spread_is_marked_and_the_mark_explained_once_under_its_table():
+    values = {
+        "real": {"coverage": {"value": 1.0, "se": 0.0}, "recall": {"value": 0.9, "se": 0.01}},
+        "made": {"coverage": {"value": 1.0, "se": 0.0}, "recall": {"value": 0.8, "se": 0.02}},
+    }
+    table = quality_table(values, ["recall", "coverage"])
+    assert "recall ↑" in table and "coverage ↑" in table
+    assert table.count("1†") == 2 and table.count(NO_SPREAD_NOTE) == 1
+    assert not re.search(r"± 0(?![.\d])", table)
+
+
 def test_an_error_of_roundings_size_reads_as_no_spread_not_as_exact_knowledge():
-    assert number(1.0, 1.1e-7) == "1 (no spread measurable)"
+    assert number(1.0, 1.1e-7) == "1†"
     assert number(0.25, 0.003) == "0.2500 ± 0.0030"  # two digits of the error
+
+
+def test_the_first_screen_names_the_majority_of_resamples_where_it_is_not_the_outcome():
+    """66% of resamples saying 'supported' must not read as agreeing with 'not resolved'."""
+    split = {"outcome": "not resolved", "agreement": {"majority": "supported", "share": 0.66}}
+    assert answer_cell(split) == "**not resolved** (resamples: supported 66%)"
+    held = {"outcome": "not decided", "agreement": {"majority": "not decided", "share": 1.0}}
+    assert answer_cell(held) == "**not decided**"

@@ -142,6 +142,6 @@ def test_the_reports_own_page_opens_from_it_with_every_image_and_the_answer_firs
     top = page.evaluate("document.body.innerText.slice(0, 3000)")  # the first screen's text
     for dataset in ("mnist", "atari", "anime"):
         assert dataset in top
-    assert "the seed's pair" in top
+    assert "the original study's pair" in top
     assert problems == []
     page.close()

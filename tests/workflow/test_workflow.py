@@ -531,6 +531,29 @@ def test_deleting_a_result_adding_a_model_and_adding_a_dataset_each_rerun_what_t
     assert "missing provenance" not in snakemake(workdir, config, "--dry-run").stdout
 
 
+def test_data_named_outside_results_reruns_a_job_when_a_file_changes_not_when_its_times_do(
+    finished, tmp_path
+):
+    """A read-only share provisioned again (each session's ../shared is) brings the same bytes
+    with fresh times: it reruns nothing. A changed file reruns the jobs that read it."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished, workdir, symlinks=True)
+    digits = tmp_path / "labelled"
+    digits.mkdir()
+    (digits / "t10k-labels-idx1-ubyte.gz").write_bytes(b"labels")
+    config = copy.deepcopy(TINY)
+    config["datasets"]["mnist"]["labelled_test"] = str(digits)
+    snakemake(workdir, config, "--until", "features")
+    after_features = planned_jobs(workdir, config)
+    assert ("features", "dataset=mnist") not in after_features
+    later = time.time() + 3600
+    for path in (digits, *digits.iterdir()):
+        os.utime(path, (later, later))
+    assert planned_jobs(workdir, config) == after_features
+    (digits / "t10k-labels-idx1-ubyte.gz").write_bytes(b"other labels")
+    assert ("features", "dataset=mnist") in planned_jobs(workdir, config)
+
+
 def test_removing_a_model_reruns_only_the_report(finished):
     config = copy.deepcopy(TINY)
     config["datasets"]["atari"]["models"].remove("nade")

@@ -12,7 +12,7 @@ from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
 from arbench.core import configuration, contracts, plan, user_models
-from arbench.core.code_inputs import code_digest
+from arbench.core.code_inputs import code_digest, content_digest
 from arbench.hooks import advice, damaged
 from arbench.metrics import bins
 
@@ -90,8 +90,19 @@ def settings_json(wildcards):
 
 
 def local_data(wildcards):
+    return outside_data(SPECS[wildcards.dataset].get("path"))
+
+
+def local_data_digest(wildcards):
     path = SPECS[wildcards.dataset].get("path")
-    return [path] if path else []
+    return content_digest(path) if path else ""
+
+
+def outside_data(path):
+    """Data a config names outside results/ as a job's input, by content: a share provisioned
+    again with fresh times (each session's ../shared is) reruns nothing; the job's digest
+    parameter reruns it when a file changes."""
+    return [ancient(path)] if path else []
 
 
 def data_code(wildcards):
@@ -130,8 +141,12 @@ def error_check_code(wildcards):
 def labelled_test(wildcards):
     """The labelled test images the label classifier's accuracy is measured on, where the
     dataset names them (`labelled_test`)."""
+    return outside_data(config["datasets"][wildcards.dataset].get("labelled_test"))
+
+
+def labelled_test_digest(wildcards):
     folder = config["datasets"][wildcards.dataset].get("labelled_test")
-    return [folder] if folder else []
+    return content_digest(folder) if folder else ""
 
 
 def ndb_bins(wildcards):

@@ -7,6 +7,7 @@ rule prepare:
         sidecar=plan.path("sidecar"),
     params:
         code=data_code,
+        local=local_data_digest,
         spec=spec_json,
         download=json.dumps(plan.download_settings(config.get("download")), sort_keys=True),
     # before any training: a dataset's every job waits on it, and the longest trainings are

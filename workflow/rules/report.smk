@@ -10,6 +10,7 @@ rule features:
         summary=plan.path("features_summary"),
     params:
         code=code_digest("arbench.features"),
+        labelled_test_content=labelled_test_digest,
         bins=ndb_bins,
         labelled_test=lambda wildcards, input: (
             f"--labelled-test {input.labelled_test}" if input.labelled_test else ""

@@ -13,6 +13,11 @@ A user's model lives outside `arbench`: an entry module of another package (`ind
 model`) is followed the same way through the modules of its own top-level package, wherever that
 is installed, and its files are named relative to the folder holding that package. Imports of
 any other package (numpy, torch) are never followed.
+
+Data a config names outside `results/` (a dataset's local folder, the labelled test digits) is
+recorded the same way, by content (`content_digest`), not by its files' times: a read-only share
+provisioned again (each session's `../shared` is) reruns nothing, a changed file reruns the jobs
+that read it.
 """
 
 from __future__ import annotations
@@ -148,4 +153,23 @@ def code_digest(*modules: str) -> str:
     for file, module in sorted(_code(*modules).items(), key=lambda item: str(item[0])):
         digest.update(_name(file, module).encode() + b"\0")
         digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@cache
+def content_digest(path: str) -> str:
+    """sha256 of a file's contents, or of the names (relative to the folder) and contents of
+    every file under a folder, read in blocks (a dataset archive may be large)."""
+    root = Path(path)
+    if root.is_file():
+        named = {"": root}
+    else:
+        named = {f.relative_to(root).as_posix(): f for f in root.rglob("*") if f.is_file()}
+    digest = hashlib.sha256()
+    for name, file in sorted(named.items()):
+        digest.update(name.encode() + b"\0")
+        with file.open("rb") as stream:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+        digest.update(b"\0")
     return digest.hexdigest()

@@ -15,7 +15,7 @@ What is declared before any comparison, from the metric check alone (`declared`)
   diversity: real images without their smallest mode);
 - each part's margin of equivalence: `arbench.metrics.known_answers.MARGIN_SHARE` of that
   separation, in the primary metric's units;
-- the comparisons: the primary pair (the seed's own: MADE against the Gaussian mixture on
+- the comparisons: the primary pair (the original study's: MADE against the Gaussian mixture on
   whitened principal components, `arbench.core.plan.PRIMARY_PAIR`), then every autoregressive
   model against every mixture (the family matrix), with no representative chosen by sample
   metrics.
@@ -67,32 +67,39 @@ OTHER = {AUTOREGRESSIVE: MIXTURE, MIXTURE: AUTOREGRESSIVE}
 EQUAL = "equal within the margin"
 SUPPORTED, CONTRADICTED = "supported", "contradicted"
 NOT_RESOLVED, NOT_TESTED, NOT_DECIDED = "not resolved", "not tested", "not decided"
+# outcomes a gate gives before any measurement decides, alike in every resample
+GATES = (NOT_DECIDED, NOT_TESTED)
 MODEL_DEPENDENT = "model-dependent"
 
 RULE = [
     "The hypothesis has two parts: diversity (samples reach everywhere real images do) and "
     "fidelity (samples stay where real images are).",
-    "Each part is decided by one primary metric, chosen by the metric check alone: of the "
-    "metrics that rank the part's known-answer sets right, the one that separates its defining "
-    "set from real images by the most standard errors (fidelity: one moment-matched Gaussian; "
-    "diversity: real images without their smallest mode). The others are support.",
+    "Each part has one primary metric, chosen by the metric check alone. Of the metrics that "
+    "rank the part's sets of known quality right, it is the one that tells the part's defining "
+    "set from real images by the most standard errors. Fidelity's defining set is one Gaussian "
+    "fitted to the real images' mean and covariance; diversity's is the real images with their "
+    "smallest mode removed. The part's other metrics are support.",
     f"Each part's margin is {MARGIN_SHARE:.0%} of that separation, in the primary metric's "
-    "units: a smaller difference is called equal.",
-    "A model's value is the mean over its training runs (seeds) of the mean over each run's "
-    "independent draws of samples; its error the larger of the spread between runs and within "
-    "them. A difference adds what the shared test images bring, and is read with Student's t.",
-    "Values are read against real images: a value better than real counts as real's.",
-    f"A part is equal within the margin when the 90% interval of the difference lies inside it "
-    f"(two one-sided tests at {LEVEL:.0%}); otherwise it favours the side its 95% interval "
-    "excludes zero for; otherwise it is not resolved.",
-    "Supported: diversity favours the autoregressive model and fidelity does not favour the "
-    "mixture. Contradicted: the same asked of the mixture. Equal within the margin: diversity "
-    "is. Not resolved otherwise.",
-    "The primary comparison is the seed's own pair: MADE against the Gaussian mixture on "
-    "whitened principal components. The family question is every autoregressive model against "
-    "every mixture; its answer is the outcome all pairs give, or model-dependent.",
-    f"A comparison with a model still learning when its training ended (its NLL falling by more "
-    f"than {convergence.TOLERANCE:.2%} of it an epoch, whatever ended it) is not decided.",
+    "units. A difference inside the margin counts as equal.",
+    "Each training run (seed) draws several independent sets of samples. A model's value is the "
+    "mean over its runs of each run's mean over its draws. Its error is the larger of two "
+    "spreads: between its runs, and between each run's draws.",
+    "A difference between two models also carries the variability of the test images both are "
+    "measured against. It is read with Student's t.",
+    "A value better than real images' own counts as equal to real images' value.",
+    f"A part reads equal within the margin when the 90% interval of the difference lies inside "
+    f"the margin (two one-sided tests at {LEVEL:.0%}). Otherwise it favours a side when the 95% "
+    "interval excludes zero. Otherwise it is not resolved.",
+    "Supported: diversity favours the autoregressive model, and fidelity does not favour the "
+    "mixture. Contradicted: diversity favours the mixture, and fidelity does not favour the "
+    "autoregressive model. Equal within the margin: diversity reads equal. Otherwise: not "
+    "resolved.",
+    "The primary comparison is the original study's pair: MADE against the Gaussian mixture on "
+    "whitened principal components (the PCA-GMM). The family question compares every "
+    "autoregressive model with every mixture. Its answer is the outcome all pairs give, or "
+    "model-dependent.",
+    f"A pair is not decided when one of its models was still learning when its training ended: "
+    f"its NLL was still falling by more than {convergence.TOLERANCE:.2%} of its value an epoch.",
 ]
 
 

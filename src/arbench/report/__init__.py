@@ -7,9 +7,9 @@ check and error-bar check, and per training run its likelihood summary, per-imag
 training curve, sample-quality measurements and completions. It writes the likelihood and
 sample-quality tables, the verdicts, the figures, `report.md` and `report.html` where
 `arbench.core.plan.LAYOUT` puts them. `build_report` is the report's outline: the answer on the
-first screen, the rule, a section per dataset (likelihoods, samples, sample quality, the verdict,
-completion, training), how sample quality is measured. Its parts are `tables`, `prose`, `figures`
-and `page` (the HTML).
+first screen, the rule, how sample quality is measured (before any table uses it), a section per
+dataset (likelihoods, samples, sample quality, the verdict, completion, training). Its parts are
+`tables`, `prose`, `figures` and `page` (the HTML).
 """
 
 from __future__ import annotations
@@ -145,19 +145,20 @@ def build_report(inputs: dict) -> Path:
         out.append(f"> Dataset **{name}** was left out of this run: {reason}\n")
     out += [
         rule_section(),
+        DEFINITIONS,
         "## Declared before the comparisons\n",
         "Each part's primary metric and margin, chosen by the metric check alone (the dataset's "
         "sets of known quality, with calibrated errors):\n",
         declared_table(verdicts) + "\n",
-        "The error calibration: the spread of independent draws over the error one set is "
-        f"given, with its 95% interval (draws: {draws_sentence(measured.errors)}); an error "
-        "found too small is scaled up by the upper limit, one too large kept:\n",
+        "The error calibration: each metric's ratio of the spread of independent draws to the "
+        f"error one set is given, with its 95% interval (draws: {draws_sentence(measured.errors)})."
+        " A ratio above 1 means the error was too small: it is scaled up by the interval's upper "
+        "limit (x). At 1 or below the error is kept:\n",
         calibration_table(measured.errors) + "\n",
         LIKELIHOOD_NOTE + "\n",
     ]
     for dataset, found in verdicts.items():
         out += dataset_section(measured, dataset, found, report.parent)
-    out.append(DEFINITIONS)
     text = "\n".join(out)
     atomic_write(report, lambda h: h.write(text.encode()))
     html = render(text, report.parent, "arbench report")
@@ -273,7 +274,8 @@ def samples_part(measured: Measured, dataset: str, data, folder: Path) -> list[s
         title = "real test images" if name == "real" else f"{name} samples"
         sample_sheet(images, neighbours, data.levels, f"{dataset}: {title}", figure)
         shown.append(link(f"{dataset} {title}", figure, folder).strip())
-    return [*lines, "\n".join(shown) + "\n"]
+    # one line for every sheet: they tile across the page and keep the report short
+    return [*lines, " ".join(shown) + "\n"]
 
 
 def quality_part(measured: Measured, dataset: str, found: dict, folder: Path) -> list[str]:
@@ -319,7 +321,8 @@ def accuracy_sentence(measured: Measured, dataset: str) -> str:
 
 
 def verdict_part(dataset: str, found: dict, folder: Path) -> list[str]:
-    """The seed's pair, part by part; every pair of the two families as a figure and a table."""
+    """The original study's pair, part by part; every pair of the two families as a figure and
+    a table."""
     out = ["### Verdict\n", pair_sentence(found) + "\n"]
     if found["primary_pair"]:
         out.append(comparison_rows(found["primary_pair"]["parts"]) + "\n")

@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -279,8 +280,8 @@ def pair_matrices(found: dict[str, dict], out: Path) -> list[Path]:
     ]
     figure.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
     figure.suptitle(
-        "Every autoregressive model (rows) against every mixture (columns); framed: the seed's "
-        "pair; shade: share of resamples agreeing",
+        "Every autoregressive model (rows) against every mixture (columns); framed: the original "
+        "study's pair; shade: share of resamples agreeing",
         fontsize=9,
     )
     figure.tight_layout(rect=(0, 0.08, 1, 0.92))
@@ -324,18 +325,23 @@ def check_grid(judged: dict[str, dict], parts: dict[str, dict], title: str, out:
     axis.grid(which="minor", color="white", linewidth=1)
     axis.tick_params(which="minor", length=0)
     axis.set_title(
-        title + " (green: passed, red: failed; SE: separation of the part's defining set)",
+        title + "\ngreen: passed; red: failed; white: not a check of the metric's part; SE: how "
+        "many standard errors the metric puts its part's defining set behind real images",
         fontsize=9,
     )
     figure.tight_layout()
     return save(figure, out)
 
 
+RATIO_TICKS = (0.1, 0.25, 0.5, 1, 2, 4, 10)  # plain decimals on the calibration's log axis
+
+
 def calibration_plot(errors: dict, title: str, out: Path):
     """Each metric's ratio of the spread of independent draws to the error one set is given,
     with its 95% interval; the band a correct error's ratio falls in 95% of the time at the
     check's draws; red where the error was scaled up, blue where it was kept."""
-    metrics = [m for m, f in errors["metrics"].items() if f["ratio"] is not None]
+    # a ratio of 0 (every draw gave the same value) has no place on a log axis: the table says it
+    metrics = [m for m, f in errors["metrics"].items() if f["ratio"]]
     figure, axis = plt.subplots(figsize=(7, 0.3 * len(metrics) + 1.6))
     for i, metric in enumerate(metrics):
         found = errors["metrics"][metric]
@@ -354,6 +360,9 @@ def calibration_plot(errors: dict, title: str, out: Path):
         axis.text(1.02, i, note, transform=axis.get_yaxis_transform(), va="center", fontsize=7)
     axis.axvline(1.0, color="black", linewidth=0.8)
     axis.set_xscale("log")
+    axis.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(RATIO_TICKS))
+    axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axis.set_yticks(range(len(metrics)), metrics, fontsize=8)
     axis.set_ylim(len(metrics) - 0.5, -0.5)
     axis.set_xlabel("spread of independent draws / error one set is given (log)")

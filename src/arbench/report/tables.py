@@ -15,7 +15,7 @@ import numpy as np
 from arbench.core.contracts import LIKELIHOOD
 from arbench.core.files import atomic_write
 from arbench.core.plan import METRICS, USER, model_entry
-from arbench.metrics.verdict import family
+from arbench.metrics.verdict import GATES, family
 from arbench.training import convergence
 
 TABLE_FIELDS = [
@@ -64,6 +64,9 @@ SHOWN = {
     "coverage": "coverage",
     "c2st_accuracy": "classifier accuracy",
     "frechet_pca": "Fréchet (PCA)",
+    "ndb": "NDB",
+    "ndb_jsd": "NDB JSD",
+    "class_histogram": "class histogram",
 }
 
 
@@ -241,29 +244,42 @@ def quality_rows(quality: dict[str, dict], checks: dict[str, dict]) -> list[dict
 
 
 NEGLIGIBLE = 1e-6  # of a value's size: an error below it is rounding, not a measured spread
+NO_SPREAD = "†"
+NO_SPREAD_NOTE = (
+    f"{NO_SPREAD} every draw and test subset gave this value: no spread was measurable (a value "
+    "at its boundary, such as a coverage of 1), so no error is shown."
+)
 
 
 def number(value: float, se: float | None = None) -> str:
     """A value with its standard error, the value's digits following the error's; an error of
-    zero (or of rounding's size: a binomial error at an accuracy of 1) says that no spread was
-    measurable."""
+    zero (or of rounding's size: a binomial error at an accuracy of 1) is marked `NO_SPREAD`, a
+    note said once under the table (`NO_SPREAD_NOTE`)."""
     if se is None or not math.isfinite(se):
         return f"{value:.3g}"
     if se <= NEGLIGIBLE * max(1.0, abs(value)):
-        return f"{value:.3g} (no spread measurable)"
+        return f"{value:.3g}{NO_SPREAD}"
     places = max(0, 1 - math.floor(math.log10(se)))
     return f"{value:.{places}f} ± {se:.{places}f}" if places < 8 else f"{value:.3g} ± {se:.1g}"
 
 
+def direction(metric: str) -> str:
+    """↓ where lower is better, ↑ where higher is."""
+    return "↓" if METRICS[metric][0] == "lower" else "↑"
+
+
 def quality_table(values: dict[str, dict], metrics: list[str]) -> str:
-    """Every model's value of the metrics shown (mean over its runs and draws, ± its error)."""
+    """Every model's value of the metrics shown (mean over its runs and draws, ± its error),
+    each column marked with the direction that is better."""
     lines = [
-        "| model | " + " | ".join(SHOWN.get(m, m) for m in metrics) + " |",
+        "| model | " + " | ".join(f"{SHOWN.get(m, m)} {direction(m)}" for m in metrics) + " |",
         "| --- |" + " --- |" * len(metrics),
     ]
     for model, found in values.items():
         cells = [number(found[m]["value"], found[m]["se"]) if m in found else "" for m in metrics]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    if any(NO_SPREAD in line for line in lines[2:]):
+        lines.append("\n" + NO_SPREAD_NOTE)
     return "\n".join(lines)
 
 
@@ -283,7 +299,7 @@ def declared_table(verdicts: dict[str, dict]) -> str:
                 cells += ["none passes its checks", ""]
                 continue
             separation = chosen["separation"]["standard_errors"]
-            cells += [f"{chosen['primary']} ({separation:.0f} SE)", f"{chosen['margin']:.2g}"]
+            cells += [f"{chosen['primary']} ({separation:.1f} SE)", f"{chosen['margin']:.2g}"]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -305,6 +321,8 @@ def calibration_table(errors: dict[str, dict]) -> str:
                 cells.append("not measured")
             elif found["ratio"] is None:
                 cells.append("no spread in any draw" if not found["at_boundary"] else "boundary")
+            elif found["ratio"] == 0:
+                cells.append("draws all equal: not measurable")
             else:
                 done = f"x{found['scale']:.2f}" if found["scale"] > 1 else "kept"
                 cells.append(
@@ -327,8 +345,8 @@ def comparison_rows(parts: dict) -> str:
     disagrees with it, with both models' values, the difference and its 95% interval, the margin,
     the smallest difference the comparison could detect, and the finding."""
     lines = [
-        "| part | metric | autoregressive | mixture | better by (95% interval) | margin "
-        "| detectable | finding |",
+        "| part | metric | autoregressive | mixture | autoregressive better by (95% interval) "
+        "| margin | detectable | finding |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for part, found in parts.items():
@@ -348,12 +366,21 @@ def comparison_rows(parts: dict) -> str:
     return "\n".join(lines)
 
 
-def cell_text(cell: dict) -> str:
-    """A pair's outcome and how often resamples of seeds and draws give the majority outcome."""
+def resamples_note(cell: dict) -> str:
+    """How often resamples of seeds and draws give the majority outcome, in brackets, naming the
+    majority where it is not the outcome; nothing for an outcome a gate gave (a model still
+    learning, no diversity metric), which every resample repeats."""
+    if cell["outcome"] in GATES:
+        return ""
     agreed = cell["agreement"]
     if agreed["majority"] == cell["outcome"]:
-        return f"{cell['outcome']} ({agreed['share']:.0%} of resamples)"
-    return f"{cell['outcome']} (resamples: {agreed['majority']} {agreed['share']:.0%})"
+        return f" ({agreed['share']:.0%} of resamples)"
+    return f" (resamples: {agreed['majority']} {agreed['share']:.0%})"
+
+
+def cell_text(cell: dict) -> str:
+    """A pair's outcome and how often resamples give the majority outcome."""
+    return cell["outcome"] + resamples_note(cell)
 
 
 def matrix_table(matrix: dict[str, dict[str, dict]]) -> str:
