@@ -333,7 +333,7 @@ def check_grid(judged: dict[str, dict], parts: dict[str, dict], title: str, out:
     return save(figure, out)
 
 
-RATIO_TICKS = (0.1, 0.25, 0.5, 1, 2, 4, 10)  # plain decimals on the calibration's log axis
+RATIO_TICKS = (0.1, 0.2, 0.5, 0.7, 1, 1.4, 2, 5, 10)  # decimals on the log axis, several a range
 
 
 def calibration_plot(errors: dict, title: str, out: Path):
