@@ -59,8 +59,9 @@ def why(found: dict) -> str:
 OUTCOMES = (
     "**Supported**: the autoregressive model's samples are more diverse, and no less faithful. "
     "**Contradicted**: the mixture's are. **Equal within the margin**: the difference in "
-    "diversity is smaller than a quarter of what dropping a mode does. **Not resolved**: the "
-    "measurements can neither tell the two apart nor show them equal. **Not decided**: a model "
+    "diversity is smaller than a quarter of what dropping a mode does. **Not resolved**: "
+    "diversity neither favours a side nor reads equal, or the side it favours is the less "
+    "faithful. **Not decided**: a model "
     "of the pair was still learning when its training ended. **Not tested**: no diversity "
     "metric passed the metric check. **Model-dependent**: the pairs of the two families do not "
     "all give one answer."
