@@ -89,20 +89,25 @@ def settings_json(wildcards):
     return json.dumps(SETTINGS[wildcards.dataset, wildcards.model], sort_keys=True)
 
 
-def local_data(wildcards):
-    return outside_data(SPECS[wildcards.dataset].get("path"))
+def outside_data(setting):
+    """Data a config names outside results/ (`setting(wildcards)`: its path, or None), as a job's
+    input and the digest parameter beside it: by content, so a share provisioned again with
+    fresh times (each session's ../shared is) reruns nothing and a changed file reruns the job."""
+
+    def paths(wildcards):
+        path = setting(wildcards)
+        return [ancient(path)] if path else []
+
+    def digest(wildcards):
+        path = setting(wildcards)
+        return content_digest(path) if path else ""
+
+    return paths, digest
 
 
-def local_data_digest(wildcards):
-    path = SPECS[wildcards.dataset].get("path")
-    return content_digest(path) if path else ""
-
-
-def outside_data(path):
-    """Data a config names outside results/ as a job's input, by content: a share provisioned
-    again with fresh times (each session's ../shared is) reruns nothing; the job's digest
-    parameter reruns it when a file changes."""
-    return [ancient(path)] if path else []
+local_data, local_data_digest = outside_data(
+    lambda wildcards: SPECS[wildcards.dataset].get("path")
+)
 
 
 def data_code(wildcards):
@@ -138,15 +143,11 @@ def error_check_code(wildcards):
     return code_digest("arbench.error_check", *modules)
 
 
-def labelled_test(wildcards):
-    """The labelled test images the label classifier's accuracy is measured on, where the
-    dataset names them (`labelled_test`)."""
-    return outside_data(config["datasets"][wildcards.dataset].get("labelled_test"))
-
-
-def labelled_test_digest(wildcards):
-    folder = config["datasets"][wildcards.dataset].get("labelled_test")
-    return content_digest(folder) if folder else ""
+# the labelled test images the label classifier's accuracy is measured on, where the dataset
+# names them (`labelled_test`)
+labelled_test, labelled_test_digest = outside_data(
+    lambda wildcards: config["datasets"][wildcards.dataset].get("labelled_test")
+)
 
 
 def ndb_bins(wildcards):

@@ -61,10 +61,9 @@ OUTCOMES = (
     "**Contradicted**: the mixture's are. **Equal within the margin**: the difference in "
     "diversity is smaller than a quarter of what dropping a mode does. **Not resolved**: "
     "diversity neither favours a side nor reads equal, or the side it favours is the less "
-    "faithful. **Not decided**: a model "
-    "of the pair was still learning when its training ended. **Not tested**: no diversity "
-    "metric passed the metric check. **Model-dependent**: the pairs of the two families do not "
-    "all give one answer."
+    "faithful. **Not decided**: a model of the pair was still learning when its training ended. "
+    "**Not tested**: no diversity metric passed the metric check. **Model-dependent**: the pairs "
+    "of the two families do not all give one answer."
 )
 
 
