@@ -112,7 +112,7 @@ def test_a_shipped_config_file_is_exactly_what_it_says(name):
             assert given[key] == value and type(given[key]) is type(value), (dataset, run, key)
 
 
-def test_the_study_trains_every_model_with_two_seeds_the_mixtures_too():
+def test_the_study_trains_every_model_with_three_seeds_the_mixtures_too():
     study = yaml.safe_load((REPO / "config" / "study.yaml").read_text())
     settings = train_settings(dry_run("--configfile", "config/study.yaml"))
     for dataset, entry in study["datasets"].items():
@@ -120,7 +120,7 @@ def test_the_study_trains_every_model_with_two_seeds_the_mixtures_too():
             runs = sorted(
                 run for d, run in settings if d == dataset and plan.replicate_of(run)[0] == model
             )
-            assert [settings[dataset, run]["seed"] for run in runs] == [0, 1], (dataset, model)
+            assert [settings[dataset, run]["seed"] for run in runs] == [0, 1, 2], (dataset, model)
 
 
 def test_a_users_config_file_runs_only_what_it_names(tmp_path):
