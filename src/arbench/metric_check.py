@@ -18,7 +18,14 @@ from pathlib import Path
 from arbench.core.cli import positive_int, run_stage, stage_parser
 from arbench.core.contracts import METRIC_CHECK
 from arbench.data.format import load_dataset
-from arbench.metrics.known_answers import COPIES, PROTOTYPES, REAL, judge_all, known_sets
+from arbench.metrics.known_answers import (
+    COPIES,
+    PROTOTYPES,
+    REAL,
+    in_standard_errors,
+    judge_all,
+    known_sets,
+)
 from arbench.metrics.measurement import Reference, measure, set_size, summary_line
 from arbench.metrics.spaces import FeatureSpaces
 
@@ -55,11 +62,11 @@ def check(data_path, features_path, n: int, out, mixture_components: int = PROTO
     METRIC_CHECK.write(out, result)
     for metric, judged in result["metrics"].items():
         log.info(
-            "%s (%s): %s; separates the part's defining set from real by %.1f standard errors",
+            "%s (%s): %s; separates the part's defining set from real by %s",
             metric,
             judged["part"],
             "ranks the known sets right" if judged["sound"] else "fails a check",
-            judged["separation"]["standard_errors"],
+            in_standard_errors(judged["separation"]["standard_errors"]),
         )
     return result
 

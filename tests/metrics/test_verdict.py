@@ -109,6 +109,21 @@ def test_a_metric_that_fails_a_check_is_never_primary_and_a_calibration_can_move
     assert again["parts"]["diversity"]["primary"] == "ndb"
 
 
+def test_a_metric_with_no_measured_error_is_primary_only_where_no_separation_was_measured():
+    # ndb's error of 0 would make its gap infinitely many errors: no evidence it separates best
+    found = declared(check_sets(se={"ndb": 0.0, "coverage": 0.5}), calibration())
+    assert found["judged"]["ndb"]["separation"]["standard_errors"] == math.inf
+    assert known.in_standard_errors(math.inf) == "no spread measured"
+    assert found["parts"]["diversity"]["primary"] == "coverage"
+    assert "ndb" in found["parts"]["diversity"]["support"]
+    alone = {m: v for m, v in found["judged"].items() if m in ("ndb", "precision")}
+    assert known.primary(alone, "diversity") == "ndb"
+    # no gap and no error: it separates nothing, not infinitely much
+    flat = check_sets(se={"ndb": 0.0})
+    flat["sets"][known.DROPPED]["ndb"] = dict(flat["sets"][known.REAL]["ndb"])
+    assert known.separation("ndb", flat["sets"])["standard_errors"] == 0.0
+
+
 def test_no_metric_passing_diversitys_checks_leaves_the_question_not_tested():
     sets = check_sets()
     for metric in METRICS:

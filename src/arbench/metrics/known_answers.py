@@ -282,7 +282,16 @@ def separation(metric: str, measured: dict) -> dict:
     and in standard errors."""
     worse_set, real = DEFINING[part_of(metric)]
     gap, se = better_by(metric, measured[real][metric], measured[worse_set][metric])
-    return {"gap": gap, "se": se, "standard_errors": gap / se if se > 0 else math.inf}
+    # with no spread measured a gap is infinitely many errors (and no gap none)
+    unmeasured = math.copysign(math.inf, gap) if gap else 0.0
+    return {"gap": gap, "se": se, "standard_errors": gap / se if se > 0 else unmeasured}
+
+
+def in_standard_errors(standard_errors: float) -> str:
+    """A separation as the report and log say it: a count of errors, or that none was measured."""
+    if math.isfinite(standard_errors):
+        return f"{standard_errors:.1f} SE"
+    return "no spread measured"
 
 
 def judge(metric: str, measured: dict) -> dict:
@@ -312,9 +321,17 @@ def judge_all(measured: dict) -> dict[str, dict]:
 
 def primary(judged: dict[str, dict], part: str) -> str | None:
     """The part's primary metric: of those passing its checks, the one separating its defining
-    set from real images by the most standard errors (None where none passes)."""
+    set from real images by the most standard errors (None where none passes); one whose error
+    was 0 is chosen only where no passing metric has a measured separation."""
     passing = [m for m, found in judged.items() if found["part"] == part and found["sound"]]
-    return max(passing, key=lambda m: judged[m]["separation"]["standard_errors"], default=None)
+
+    def measured_first(metric: str) -> tuple[bool, float]:
+        # an error of 0 makes any gap infinitely many errors: such a count is no evidence of
+        # separating best, so those rank behind every measured one (among themselves, in order)
+        count = judged[metric]["separation"]["standard_errors"]
+        return (math.isfinite(count), count if math.isfinite(count) else 0.0)
+
+    return max(passing, key=measured_first, default=None)
 
 
 def known_sets(data, size: int, mixture_components: int) -> tuple[dict, dict]:

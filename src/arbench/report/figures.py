@@ -21,6 +21,7 @@ from scipy import stats  # noqa: E402
 from arbench.core import plan  # noqa: E402
 from arbench.core.contracts import CURVE  # noqa: E402
 from arbench.core.files import atomic_write  # noqa: E402
+from arbench.metrics.known_answers import in_standard_errors  # noqa: E402
 
 
 def image_grid(images: np.ndarray, levels: int, columns: int) -> np.ndarray:
@@ -313,8 +314,8 @@ def check_grid(judged: dict[str, dict], parts: dict[str, dict], title: str, out:
     for metric in metrics:
         part = judged[metric]["part"]
         role = "primary" if parts[part]["primary"] == metric else ""
-        separation = judged[metric]["separation"]["standard_errors"]
-        labels.append(f"{metric} ({part[:3]}.) {separation:5.1f} SE {role}")
+        separation = in_standard_errors(judged[metric]["separation"]["standard_errors"])
+        labels.append(f"{metric} ({part[:3]}.) {separation:>7} {role}")
     axis.set_yticks(range(len(metrics)), labels, fontsize=8, family="monospace")
     for i, metric in enumerate(metrics):
         part = judged[metric]["part"]

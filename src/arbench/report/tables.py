@@ -15,6 +15,7 @@ import numpy as np
 from arbench.core.contracts import LIKELIHOOD
 from arbench.core.files import atomic_write
 from arbench.core.plan import METRICS, USER, model_entry
+from arbench.metrics.known_answers import in_standard_errors
 from arbench.metrics.verdict import GATES, family
 from arbench.training import convergence
 
@@ -298,8 +299,8 @@ def declared_table(verdicts: dict[str, dict]) -> str:
             if chosen["primary"] is None:
                 cells += ["none passes its checks", ""]
                 continue
-            separation = chosen["separation"]["standard_errors"]
-            cells += [f"{chosen['primary']} ({separation:.1f} SE)", f"{chosen['margin']:.2g}"]
+            separation = in_standard_errors(chosen["separation"]["standard_errors"])
+            cells += [f"{chosen['primary']} ({separation})", f"{chosen['margin']:.2g}"]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
