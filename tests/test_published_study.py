@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from arbench.core.plan import PRIMARY_PAIR, model_entry, replicate_of
+from arbench.report.tables import CELL
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "docs" / "study"
@@ -59,6 +60,10 @@ def test_the_published_report_opens_with_every_answer_and_reads_short():
     text = "\n".join(lines)
     assert not re.search(r"± 0(?![.\d])", text) and not re.search(r"± \d(\.\d+)?e-", text)
     assert "excluded" not in text.lower(), "no metric is excluded for its error bar alone"
+    cells = [
+        c.strip() for line in lines if line.startswith("|") for c in line.strip("|").split(" | ")
+    ]
+    assert max(len(cell) for cell in cells) <= CELL, max(cells, key=len)
 
 
 def test_every_model_of_the_study_finished_learning_with_three_seeds():

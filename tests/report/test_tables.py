@@ -1,13 +1,14 @@
 """The report's numbers are readable: an error sets the value's digits, an error of zero says
-so in words, a paired difference against a bound is marked a bound, and a pair's cell gives the
-majority of its resamples."""
+so in words, a paired difference against a bound is marked a bound, a pair's cell gives the
+majority of its resamples, and the first screen says which side each part favours and defines
+only the outcomes it shows."""
 
 import re
 
 import numpy as np
 import pytest
 
-from arbench.report.prose import answer_cell
+from arbench.report.prose import answer_cell, outcomes_legend, undetectable_equality, why
 from arbench.report.tables import (
     CELL,
     NO_SPREAD_NOTE,
@@ -82,3 +83,56 @@ def test_the_first_screen_names_the_majority_of_resamples_where_it_is_not_the_ou
     assert answer_cell(split) == "**not resolved** (resamples: supported 66%)"
     held = {"outcome": "not decided", "agreement": {"majority": "not decided", "share": 1.0}}
     assert answer_cell(held) == "**not decided**"
+
+
+def comparison(metric, ours, theirs, finding, detectable=0.01, margin=0.02):
+    return {
+        "primary": {
+            "metric": metric,
+            "ours": ours,
+            "theirs": theirs,
+            "finding": finding,
+            "detectable": detectable,
+            "margin": margin,
+        }
+    }
+
+
+def verdict(outcome, parts):
+    pair = {"pair": ["made", "pca_gmm"], "outcome": outcome, "parts": parts, "unfinished": []}
+    cell = {"outcome": outcome, "unfinished": []}
+    return {
+        "primary_pair": pair,
+        "family": {"outcome": outcome},
+        "matrix": {"made": {"pca_gmm": cell}},
+    }
+
+
+def test_the_first_screen_says_each_parts_values_their_direction_and_the_side_favoured():
+    found = verdict(
+        "not resolved",
+        {
+            "diversity": comparison("ndb_jsd", 0.0332, 0.0208, "not resolved"),
+            "fidelity": comparison("c2st_accuracy", 0.687, 0.9995, "autoregressive"),
+        },
+    )
+    diversity, fidelity = why(found)
+    assert diversity == "NDB JSD ↓: made 0.0332, pca_gmm 0.0208 → neither side"
+    assert fidelity == "classifier accuracy ↓: made 0.687, pca_gmm 1 → made"
+    assert len(diversity) <= CELL and len(fidelity) <= CELL
+
+
+def test_the_legend_defines_the_outcomes_shown_and_no_other():
+    legend = outcomes_legend({"mnist": verdict("supported", {})})
+    assert "**Supported**" in legend
+    assert "Not decided" not in legend and "Not tested" not in legend
+    assert "**Equal within the margin**" in outcomes_legend(
+        {"atari": verdict("equal within the margin", {})}
+    )
+
+
+def test_a_comparison_too_coarse_to_show_equality_says_so():
+    coarse = {"diversity": comparison("ndb_jsd", 0.03, 0.02, "not resolved", 0.019, 0.0086)}
+    assert "diversity (0.019 against a margin of 0.0086)" in undetectable_equality(coarse)
+    fine = {"diversity": comparison("ndb_jsd", 0.03, 0.02, "not resolved", 0.004, 0.0086)}
+    assert undetectable_equality(fine) == ""

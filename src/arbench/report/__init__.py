@@ -61,6 +61,7 @@ from arbench.report.prose import (
     first_screen,
     pair_sentence,
     rule_section,
+    undetectable_equality,
 )
 from arbench.report.tables import (
     QUALITY_FIELDS,
@@ -134,8 +135,12 @@ def build_report(inputs: dict) -> Path:
     overview = Path(path("overview")).with_suffix("")
     pair_matrices(verdicts, overview)
     best = {d: best_likelihoods(measured, d) for d in verdicts}
-    links = ["[the rule](#the-rule)", *(f"[{d}](#{d})" for d in verdicts)]
-    links.append("[how sample quality is measured](#how-sample-quality-is-measured)")
+    links = [
+        "[the rule](#the-rule)",
+        "[how sample quality is measured](#how-sample-quality-is-measured)",
+        "[declared before the comparisons](#declared-before-the-comparisons)",
+        *(f"[{d}](#{d})" for d in verdicts),
+    ]
     out = [
         f"# arbench report\n\nGenerated {date.today().isoformat()}.\n",
         first_screen(verdicts, best, links),
@@ -326,6 +331,9 @@ def verdict_part(dataset: str, found: dict, folder: Path) -> list[str]:
     out = ["### Verdict\n", pair_sentence(found) + "\n"]
     if found["primary_pair"]:
         out.append(comparison_rows(found["primary_pair"]["parts"]) + "\n")
+        blind = undetectable_equality(found["primary_pair"]["parts"])
+        if blind:
+            out.append(blind + "\n")
     out.append(family_sentence(found) + "\n")
     if found["matrix"]:
         figure = figure_path(dataset, "pairs")

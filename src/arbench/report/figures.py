@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from arbench.core import plan  # noqa: E402
@@ -156,7 +156,7 @@ def sample_sheet(samples: np.ndarray, neighbours: np.ndarray, levels: int, title
     height, width = samples.shape[2:]
     scale = scale_for(width)
     tile_w, tile_h, gap = width * scale, height * scale, 2 * scale
-    header = 22
+    header = 26
     rows = -(-len(samples) // SHEET_COLUMNS)
     sheet = Image.new(
         "RGB",
@@ -168,7 +168,9 @@ def sample_sheet(samples: np.ndarray, neighbours: np.ndarray, levels: int, title
         top = header + (index // SHEET_COLUMNS) * (2 * tile_h + 2 * gap)
         sheet.paste(pixels_image(sample, levels, scale), (left, top))
         sheet.paste(pixels_image(neighbour, levels, scale), (left, top + tile_h + 1))
-    ImageDraw.Draw(sheet).text((4, 4), title, fill="black")
+    # PIL's bitmap default font drops spaces and colons at this size; its scalable one does not
+    font = ImageFont.load_default(size=15)
+    ImageDraw.Draw(sheet).text((4, 4), title, fill="black", font=font)
     out = Path(out).with_suffix(".png")
     atomic_write(out, lambda handle: sheet.save(handle, format="PNG"))
     return [out]
@@ -193,13 +195,14 @@ OUTCOME_COLOURS = {
     "not decided": "#d9d9d9",
     "not tested": "#d9d9d9",
 }
-SHORT = {
+# a cell's label: two short lines fit a cell whatever the outcome
+IN_CELL = {
     "supported": "supported",
-    "contradicted": "contradicted",
-    "equal within the margin": "equal",
-    "not resolved": "not resolved",
-    "not decided": "not decided",
-    "not tested": "not tested",
+    "contradicted": "contra-\ndicted",
+    "equal within the margin": "equal\n(margin)",
+    "not resolved": "not\nresolved",
+    "not decided": "not\ndecided",
+    "not tested": "not\ntested",
 }
 
 
@@ -238,10 +241,10 @@ def pair_matrix_axis(axis, matrix: dict, pair: list | None, title: str) -> None:
             axis.text(
                 j + 0.5,
                 i + 0.5,
-                f"{SHORT[cell['outcome']]}\n{share:.0%}",
+                f"{IN_CELL[cell['outcome']]}\n{share:.0%}",
                 ha="center",
                 va="center",
-                fontsize=8,
+                fontsize=7.5,
                 color="white" if dark else "black",
             )
     axis.set_xlim(0, len(columns))
@@ -266,18 +269,28 @@ def pair_matrix(matrix: dict, pair: list | None, title: str, out: Path) -> list[
 def pair_matrices(found: dict[str, dict], out: Path) -> list[Path]:
     """Every dataset's pair matrix side by side (`found`: dataset -> its verdict)."""
     shown = {d: f for d, f in found.items() if f["matrix"]}
+    widths = [
+        len({b for cells in f["matrix"].values() for b in cells}) + 1.2 for f in shown.values()
+    ]
     figure, axes = plt.subplots(
-        1, max(len(shown), 1), figsize=(3.6 * max(len(shown), 1), 3.4), squeeze=False
+        1,
+        max(len(shown), 1),
+        figsize=(0.95 * sum(widths) + 0.5, 3.6),
+        squeeze=False,
+        gridspec_kw={"width_ratios": widths or [1]},
     )
     for axis, (dataset, verdict) in zip(axes[0], shown.items(), strict=False):
         pair = verdict["primary_pair"]["pair"] if verdict["primary_pair"] else None
         pair_matrix_axis(
             axis, verdict["matrix"], pair, f"{dataset}: {verdict['family']['outcome']}"
         )
+    occurring = {
+        c["outcome"] for f in shown.values() for r in f["matrix"].values() for c in r.values()
+    }
     legend = [
-        plt.Rectangle((0, 0), 1, 1, facecolor=c, label=SHORT[o])
+        plt.Rectangle((0, 0), 1, 1, facecolor=c, label=o)
         for o, c in OUTCOME_COLOURS.items()
-        if o != "not tested"
+        if o in occurring
     ]
     figure.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
     figure.suptitle(

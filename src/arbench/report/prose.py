@@ -6,8 +6,22 @@ from __future__ import annotations
 
 from arbench.metrics.known_answers import MARGIN_SHARE
 from arbench.metrics.measures import C2ST
-from arbench.metrics.verdict import NOT_DECIDED, RESAMPLES, RULE
-from arbench.report.tables import resamples_note
+from arbench.metrics.verdict import (
+    AUTOREGRESSIVE,
+    CONTRADICTED,
+    EQUAL,
+    LEVEL,
+    MIXTURE,
+    MODEL_DEPENDENT,
+    NOT_DECIDED,
+    NOT_RESOLVED,
+    NOT_TESTED,
+    POWER,
+    RESAMPLES,
+    RULE,
+    SUPPORTED,
+)
+from arbench.report.tables import SHOWN, direction, resamples_note
 
 QUESTION = (
     "**The question.** Do autoregressive models (NADE, MADE, a gated PixelCNN) give richer samples "
@@ -29,62 +43,104 @@ def answer_cell(found: dict | None) -> str:
     return f"**{found['outcome']}**{resamples_note(found)}"
 
 
-def family_cell(family: dict) -> str:
-    if not family["differing"]:
-        return f"**{family['outcome']}** (all {sum(family['counts'].values())} pairs)"
-    counts = ", ".join(f"{n} {o}" for o, n in family["counts"].items())
-    return f"**{family['outcome']}** ({counts})"
+# the order in which the first screen counts the pairs of each outcome
+COUNTED = (SUPPORTED, CONTRADICTED, EQUAL, NOT_RESOLVED, NOT_DECIDED, NOT_TESTED)
+COUNTED_NAME = {EQUAL: "equal"}
 
 
-def why(found: dict) -> str:
-    """Why the primary pair reads as it does, in a few words: the gate that held it, or the
-    primary metrics' values."""
+def counted(verdicts: dict[str, dict]) -> list[str]:
+    """The outcomes any dataset's pairs have, in `COUNTED`'s order."""
+    found = {o for v in verdicts.values() for o, n in v["family"]["counts"].items() if n}
+    return [outcome for outcome in COUNTED if outcome in found]
+
+
+def part_reading(part: dict, pair: list[str]) -> str:
+    """What a part's primary metric reads for the pair: both values and the side it favours."""
+    primary = part["primary"]
+    if primary is None:
+        return "no metric passes the metric check"
+    metric = primary["metric"]
+    side = {AUTOREGRESSIVE: pair[0], MIXTURE: pair[1], EQUAL: "equal (margin)"}
+    return (
+        f"{SHOWN.get(metric, metric)} {direction(metric)}: {pair[0]} {primary['ours']:.3g}, "
+        f"{pair[1]} {primary['theirs']:.3g} → {side.get(primary['finding'], 'neither side')}"
+    )
+
+
+def why(found: dict) -> tuple[str, str]:
+    """Why the primary pair reads as it does: per part (diversity, fidelity) its primary
+    metric's values and the side it favours, or the gate that held the pair."""
     pair = found["primary_pair"]
     if pair is None:
         cells = [cell for row in found["matrix"].values() for cell in row.values()]
         held = sorted({run for cell in cells for run in cell["unfinished"]})
-        return "still learning: " + ", ".join(held) if held else ""
+        return ("still learning: " + ", ".join(held) if held else "", "")
     if pair["outcome"] == NOT_DECIDED:
-        return "still learning: " + ", ".join(pair["unfinished"])
-    diversity = pair["parts"]["diversity"]["primary"]
-    if diversity is None:
-        return "no diversity metric passes the metric check"
-    text = f"{diversity['metric']} {diversity['ours']:.3g} against {diversity['theirs']:.3g}"
-    fidelity = pair["parts"]["fidelity"]["primary"]
-    if fidelity is not None:
-        text += f"; {fidelity['metric']}: {fidelity['finding']}"
-    return text
+        return ("still learning: " + ", ".join(pair["unfinished"]), "")
+    parts = pair["parts"]
+    return part_reading(parts["diversity"], pair["pair"]), part_reading(
+        parts["fidelity"], pair["pair"]
+    )
 
 
-OUTCOMES = (
-    "**Supported**: the autoregressive model's samples are more diverse, and no less faithful. "
-    "**Contradicted**: the mixture's are. **Equal within the margin**: the difference in "
-    "diversity is smaller than a quarter of what dropping a mode does. **Not resolved**: "
-    "diversity neither favours a side nor reads equal, or the side it favours is the less "
-    "faithful. **Not decided**: a model of the pair was still learning when its training ended. "
-    "**Not tested**: no diversity metric passed the metric check. **Model-dependent**: the pairs "
-    "of the two families do not all give one answer."
-)
+OUTCOMES = {
+    SUPPORTED: "the autoregressive model's samples are more diverse, and no less faithful.",
+    CONTRADICTED: "the mixture's are.",
+    EQUAL: (
+        f"the two are equally diverse: the difference is inside the margin ({MARGIN_SHARE:.0%} of "
+        "what dropping a mode does). Fidelity is not part of this outcome."
+    ),
+    NOT_RESOLVED: (
+        "diversity neither favours a side nor reads equal, or the side it favours is the less "
+        "faithful."
+    ),
+    NOT_DECIDED: "a model of the pair was still learning when its training ended.",
+    NOT_TESTED: "no diversity metric passed the metric check.",
+    MODEL_DEPENDENT: "the pairs of the two families do not all give one answer.",
+}
+
+
+def outcomes_legend(verdicts: dict[str, dict]) -> str:
+    """The outcomes the first screen and the pair matrices show, each defined once."""
+    shown = set()
+    for found in verdicts.values():
+        shown.add(found["family"]["outcome"])
+        if found["primary_pair"]:
+            shown.add(found["primary_pair"]["outcome"])
+        shown |= {cell["outcome"] for row in found["matrix"].values() for cell in row.values()}
+    return " ".join(
+        f"**{outcome[0].upper() + outcome[1:]}**: {meaning}"
+        for outcome, meaning in OUTCOMES.items()
+        if outcome in shown
+    )
 
 
 def first_screen(verdicts: dict[str, dict], best: dict[str, str], links: list[str]) -> str:
     """The question, the answer per dataset (the original study's pair first, then every pair
     of the two families), why, and the way to every section."""
+    outcomes = counted(verdicts)
     lines = [
         QUESTION + "\n",
         f"| dataset | {PAIR_NAME}: MADE against the PCA-GMM | every autoregressive model "
-        "against every mixture | why (diversity; fidelity) | best test NLL, "
-        "autoregressive / mixture |",
-        "| --- | --- | --- | --- | --- |",
+        "against every mixture | pairs: "
+        + " / ".join(COUNTED_NAME.get(o, o) for o in outcomes)
+        + " | why: diversity (primary metric) | why: fidelity (primary metric) | best test "
+        "NLL ↓, nats/image: autoregressive / mixture |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for dataset, found in verdicts.items():
+        diversity, fidelity = why(found)
+        counts = " / ".join(str(found["family"]["counts"].get(o, 0)) for o in outcomes)
         lines.append(
             f"| {dataset} | {answer_cell(found['primary_pair'])} | "
-            f"{family_cell(found['family'])} | {why(found)} | {best[dataset]} |"
+            f"**{found['family']['outcome']}** | {counts} | {diversity} | {fidelity} | "
+            f"{best[dataset]} |"
         )
     lines.append(
-        f"\n{OUTCOMES} A share of resamples is of {RESAMPLES} resamples of the training runs "
-        "and their draws. (bound): an upper bound on the NLL, not the exact value.\n"
+        f"\n{outcomes_legend(verdicts)} (97% of resamples): of {RESAMPLES} resamples of the "
+        "training runs and their draws, 97% give the outcome shown; (resamples: supported 66%): "
+        "most give another outcome, named. ↓: lower "
+        "is better; ↑: higher is. (bound): an upper bound on the NLL, not the exact value.\n"
     )
     lines.append("Sections: " + " · ".join(links) + "\n")
     return "\n".join(lines)
@@ -116,11 +172,31 @@ def pair_sentence(found: dict) -> str:
     return text + "."
 
 
+def undetectable_equality(parts: dict) -> str:
+    """Where a part's primary comparison could not have shown equality: the smallest difference
+    it detects is wider than the margin."""
+    wide = [
+        f"{part} ({found['primary']['detectable']:.2g} against a margin of "
+        f"{found['primary']['margin']:.2g})"
+        for part, found in parts.items()
+        if found["primary"] and found["primary"]["detectable"] > found["primary"]["margin"]
+    ]
+    if not wide:
+        return ""
+    return (
+        "The smallest detectable difference exceeds the margin in "
+        + " and ".join(wide)
+        + ": there this comparison could not have shown the two equal."
+    )
+
+
 def family_sentence(found: dict) -> str:
     family = found["family"]
     text = f"Every autoregressive model against every mixture: **{family['outcome']}**"
     if family["differing"]:
-        text += f"; most pairs {family['most_common']}, but " + "; ".join(
+        count = family["counts"][family["most_common"]]
+        total = sum(family["counts"].values())
+        text += f"; {count} of {total} pairs {family['most_common']}, but " + "; ".join(
             f"{a} against {b} {o}" for a, b, o in family["differing"]
         )
     return text + "."
@@ -177,7 +253,10 @@ comes from subsets of three quarters of it (binomial for the classifier). The er
 then compares each metric's error with the spread of independent draws: where the error is the
 smaller (a ratio above 1), it is scaled up by the upper limit of the ratio's interval; where it is
 the larger, it is kept, since a larger error only makes a test conservative; where it is 0 at a
-boundary (coverage at 1, say), the draws' spread replaces it.
+boundary (coverage at 1, say), the draws' spread replaces it. A comparison's **detectable**
+difference is the smallest it would find ({1 - LEVEL / 2:.1%} one-sided, {POWER:.0%} power) with
+its errors and degrees of freedom: where it exceeds the margin, *equal within the margin* could
+not have been shown.
 
 **The metric check.** A metric is used in its part only where it ranks sets of known quality.
 Fidelity: held-out real images ahead of one moment-matched Gaussian, blurred images (grey levels)
