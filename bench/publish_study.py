@@ -315,11 +315,25 @@ def models_table(cards: list[dict]) -> list[str]:
 
 
 def publish(
-    run: Path, logs: list[Path], commit: str, out: Path, changes: dict, report_commit: str = ""
+    run: Path,
+    logs: list[Path],
+    commit: str,
+    out: Path,
+    changes: dict,
+    report_commit: str = "",
+    before: Path | None = None,
 ) -> dict:
+    """Publish the study that ran in `run` at `commit` into `out`, beside the answer published
+    before it: `before`'s (a published study's folder), or else `out`'s own."""
     results = run / "results"
     config = run / "config" / "study.yaml"  # what ran, not what the checkout holds now
-    previous, previous_commit = previous_answer(out)
+    previous, previous_commit = previous_answer(before or out)
+    if previous_commit == commit:
+        raise SystemExit(
+            f"{before or out} already holds the run of {commit[:7]}: its answer is not the "
+            "previous one. Pass --previous with the study published before it (for example "
+            "`git archive <commit> docs/study | tar -x -C /tmp/previous`)."
+        )
     if out.exists():
         shutil.rmtree(out)
     (out / "figures").mkdir(parents=True)
@@ -427,6 +441,12 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("docs/study"))
     parser.add_argument(
+        "--previous",
+        type=Path,
+        help="the folder of the study published before this run, where --out already holds this "
+        "run (a report made again): its answer is the previous one",
+    )
+    parser.add_argument(
         "--changes",
         type=Path,
         required=True,
@@ -434,7 +454,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     changes = json.loads(args.changes.read_text())
-    record = publish(args.run, args.log, args.commit, args.out, changes, args.report_commit)
+    record = publish(
+        args.run, args.log, args.commit, args.out, changes, args.report_commit, args.previous
+    )
     print(json.dumps(record, indent=2))
     print(answer_table(json.loads((args.out / "verdicts.json").read_text())))
 

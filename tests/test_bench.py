@@ -120,3 +120,18 @@ def test_every_benchmark_script_starts(script):
     result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "usage:" in result.stdout
+
+
+def test_a_run_published_again_is_not_its_own_previous_answer(tmp_path):
+    """Publishing the same run with a remade report must not put its answer beside itself as
+    'the previous answer': it is refused, naming --previous, and the published study is kept."""
+    from publish_study import publish
+
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "report.md").write_text("# arbench report\n")
+    (out / "verdicts.json").write_text("{}")
+    (out / "run.json").write_text(json.dumps({"commit": "a" * 40}))
+    with pytest.raises(SystemExit, match="--previous"):
+        publish(tmp_path / "run", [], "a" * 40, out, {})
+    assert sorted(p.name for p in out.iterdir()) == ["report.md", "run.json", "verdicts.json"]
