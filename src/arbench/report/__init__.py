@@ -156,9 +156,10 @@ def build_report(inputs: dict) -> Path:
         "sets of known quality, with calibrated errors):\n",
         declared_table(verdicts) + "\n",
         "The error calibration: each metric's ratio of the spread of independent draws to the "
-        f"error one set is given, with its 95% interval (draws: {draws_sentence(measured.errors)})."
-        " A ratio above 1 means the error was too small: it is scaled up by the interval's upper "
-        "limit (x). At 1 or below the error is kept:\n",
+        f"error one set is given, with its 95% interval (draws: {draws_sentence(measured.errors)};"
+        " drawn for this calibration only, apart from each compared run's own draws). A ratio "
+        "above 1 means the error was too small: it is scaled up by the interval's upper limit (x)."
+        " At 1 or below the error is kept:\n",
         calibration_table(measured.errors) + "\n",
         LIKELIHOOD_NOTE + "\n",
     ]

@@ -163,7 +163,8 @@ def pair_sentence(found: dict) -> str:
     if pair["unfinished"]:
         text += f" ({', '.join(pair['unfinished'])} had not finished learning)"
     disagree = [
-        f"in {part}, {', '.join(f['disagree'])} disagree with the primary metric"
+        f"in {part}, {', '.join(SHOWN.get(m, m) for m in f['disagree'])} "
+        f"disagree{'s' if len(f['disagree']) == 1 else ''} with the primary metric"
         for part, f in pair["parts"].items()
         if f["disagree"]
     ]

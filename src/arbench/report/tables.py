@@ -375,7 +375,8 @@ def comparison_rows(parts: dict) -> str:
             continue
         disagreeing = [s for s in found["support"] if s["metric"] in found["disagree"]]
         for index, row in enumerate([found["primary"], *disagreeing]):
-            name = f"**{row['metric']}**" if index == 0 else f"{row['metric']} (support)"
+            shown = SHOWN.get(row["metric"], row["metric"])
+            name = f"**{shown}**" if index == 0 else f"{shown} (support)"
             margin = "" if row["margin"] is None else f"{row['margin']:.2g}"
             low, high = row["interval"]
             lines.append(
