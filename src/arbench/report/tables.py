@@ -165,6 +165,8 @@ def final_fall(found: dict) -> str:
     if not found["falls"]:
         return ""
     fastest = max(found["falls"])
+    if not found["mean"]:
+        return f"≤ {fastest:.2g}"
     share = fastest / abs(found["mean"])
     return f"≤ {fastest:.2g} ({share:.2%})" if share >= 1e-4 else f"≤ {fastest:.2g} (< 0.01%)"
 
