@@ -136,3 +136,12 @@ def test_a_comparison_too_coarse_to_show_equality_says_so():
     assert "diversity (0.019 against a margin of 0.0086)" in undetectable_equality(coarse)
     fine = {"diversity": comparison("ndb_jsd", 0.03, 0.02, "not resolved", 0.004, 0.0086)}
     assert undetectable_equality(fine) == ""
+
+
+def test_the_answer_figure_is_drawn_where_no_dataset_has_a_pair(tmp_path):
+    """A run of mixtures only (a config of the required keys) has no pair and no outcome."""
+    from arbench.report.figures import pair_matrices
+
+    only_mixtures = {"mnist": {"matrix": {}, "primary_pair": None, "family": {"outcome": ""}}}
+    written = pair_matrices(only_mixtures, tmp_path / "answer")
+    assert all(path.stat().st_size > 0 for path in written)

@@ -275,7 +275,7 @@ def pair_matrices(found: dict[str, dict], out: Path) -> list[Path]:
     figure, axes = plt.subplots(
         1,
         max(len(shown), 1),
-        figsize=(0.95 * sum(widths) + 0.5, 3.6),
+        figsize=(max(0.95 * sum(widths) + 0.5, 3.6), 3.6),
         squeeze=False,
         gridspec_kw={"width_ratios": widths or [1]},
     )
@@ -292,7 +292,10 @@ def pair_matrices(found: dict[str, dict], out: Path) -> list[Path]:
         for o, c in OUTCOME_COLOURS.items()
         if o in occurring
     ]
-    figure.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
+    if legend:  # a dataset with models of one family has no pairs, so no outcome to explain
+        figure.legend(
+            handles=legend, loc="lower center", ncol=len(legend), fontsize=8, frameon=False
+        )
     figure.suptitle(
         "Every autoregressive model (rows) against every mixture (columns); framed: the original "
         "study's pair; shade: share of resamples agreeing",
