@@ -8,7 +8,13 @@ import re
 import numpy as np
 import pytest
 
-from arbench.report.prose import answer_cell, outcomes_legend, undetectable_equality, why
+from arbench.report.prose import (
+    answer_cell,
+    limits,
+    outcomes_legend,
+    undetectable_equality,
+    why,
+)
 from arbench.report.tables import (
     CELL,
     NO_SPREAD_NOTE,
@@ -145,3 +151,21 @@ def test_the_answer_figure_is_drawn_where_no_dataset_has_a_pair(tmp_path):
     only_mixtures = {"mnist": {"matrix": {}, "primary_pair": None, "family": {"outcome": ""}}}
     written = pair_matrices(only_mixtures, tmp_path / "answer")
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_the_first_screen_says_its_limits():
+    weak = {"primary": "c2st_accuracy", "separation": {"standard_errors": 3.2}}
+    strong = {"primary": "ndb_jsd", "separation": {"standard_errors": 10.6}}
+    coarse = comparison("ndb_jsd", 0.03, 0.02, "not resolved", 0.019, 0.0086)
+    anime = verdict("not resolved", {"diversity": coarse, "fidelity": comparison("ndb", 1, 2, "")})
+    anime |= {"declared": {"fidelity": weak, "diversity": strong}, "models": {"made": {}}}
+    mnist = verdict("supported", {"diversity": comparison("ndb_jsd", 0.03, 0.02, "")})
+    mnist |= {
+        "declared": {"fidelity": strong, "diversity": strong},
+        "models": {"made": {}, "mob": {}},
+    }
+    said = limits({"anime": anime, "mnist": mnist})
+    assert "anime's fidelity metric (classifier accuracy)" in said and "3.2 SE" in said
+    assert "could not have read equal in anime (diversity)." not in said  # more follows
+    assert "equal in anime (diversity)" in said and "mnist (" not in said.split("not trained")[0]
+    assert said.endswith("not trained: mob (anime).")

@@ -321,8 +321,8 @@ def accuracy_sentence(measured: Measured, dataset: str) -> str:
     if summary["test_accuracy"] is None:
         return f"The class histogram's classifier was trained on {summary['trained_on']}."
     return (
-        f"The class histogram's classifier, trained on {summary['trained_on']}, reads "
-        f"{summary['test_accuracy']:.1%} of {summary['accuracy_measured_on']} right."
+        f"The class histogram's classifier, trained on {summary['trained_on']}, is right on "
+        f"{summary['test_accuracy']:.1%} of {summary['accuracy_measured_on']}."
     )
 
 

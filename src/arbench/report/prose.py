@@ -4,12 +4,13 @@ measured. Everything else is a table or a figure."""
 
 from __future__ import annotations
 
-from arbench.metrics.known_answers import MARGIN_SHARE
+from arbench.metrics.known_answers import MARGIN_SHARE, in_standard_errors
 from arbench.metrics.measures import C2ST
 from arbench.metrics.verdict import (
     AUTOREGRESSIVE,
     CONTRADICTED,
     EQUAL,
+    GATES,
     LEVEL,
     MIXTURE,
     MODEL_DEPENDENT,
@@ -115,6 +116,57 @@ def outcomes_legend(verdicts: dict[str, dict]) -> str:
     )
 
 
+def any_majority_elsewhere(verdicts: dict[str, dict]) -> bool:
+    """Whether any pair's resamples mostly give an outcome other than its own."""
+    cells = [c for v in verdicts.values() for row in v["matrix"].values() for c in row.values()]
+    cells += [v["primary_pair"] for v in verdicts.values() if v["primary_pair"]]
+    return any(
+        c["outcome"] not in GATES and c["agreement"]["majority"] != c["outcome"] for c in cells
+    )
+
+
+def limits(verdicts: dict[str, dict]) -> str:
+    """How far the answer can be trusted, said on the first screen: the weakest primary
+    instrument, where the original study's pair could not have shown equality, and which
+    models a dataset did not train."""
+    separations = [
+        (
+            found["declared"][part]["separation"]["standard_errors"],
+            dataset,
+            part,
+            found["declared"][part]["primary"],
+        )
+        for dataset, found in verdicts.items()
+        for part in ("fidelity", "diversity")
+        if found["declared"][part]["primary"] is not None
+    ]
+    text = []
+    if separations:
+        weakest, dataset, part, metric = min(separations)
+        text.append(
+            f"the weakest primary instrument is {dataset}'s {part} metric "
+            f"({SHOWN.get(metric, metric)}), separating its defining set from real images by "
+            f"{in_standard_errors(weakest)}"
+        )
+    coarse = [
+        f"{dataset} ({', '.join(parts)})"
+        for dataset, found in verdicts.items()
+        if found["primary_pair"]
+        and (parts := [p for p, f in found["primary_pair"]["parts"].items() if too_coarse(f)])
+    ]
+    if coarse:
+        text.append(f"{PAIR_NAME} could not have read equal in " + " and ".join(coarse))
+    models = {m for found in verdicts.values() for m in found["models"]}
+    absent = [
+        f"{', '.join(sorted(models - set(found['models'])))} ({dataset})"
+        for dataset, found in verdicts.items()
+        if models - set(found["models"])
+    ]
+    if absent:
+        text.append("not trained: " + "; ".join(absent))
+    return ("**Limits**: " + "; ".join(text) + ".") if text else ""
+
+
 def first_screen(verdicts: dict[str, dict], best: dict[str, str], links: list[str]) -> str:
     """The question, the answer per dataset (the original study's pair first, then every pair
     of the two families), why, and the way to every section."""
@@ -138,10 +190,16 @@ def first_screen(verdicts: dict[str, dict], best: dict[str, str], links: list[st
         )
     lines.append(
         f"\n{outcomes_legend(verdicts)} (97% of resamples): of {RESAMPLES} resamples of the "
-        "training runs and their draws, 97% give the outcome shown; (resamples: supported 66%): "
-        "most give another outcome, named. ↓: lower "
-        "is better; ↑: higher is. (bound): an upper bound on the NLL, not the exact value.\n"
+        "training runs and their draws, 97% give the outcome shown"
+        + (
+            "; (resamples: supported 66%): most give another outcome, named"
+            if any_majority_elsewhere(verdicts)
+            else ""
+        )
+        + ". ↓: lower is better; ↑: higher is. (bound): an upper bound on the NLL, not the exact "
+        "value; a lower NLL than a bound does not rank the two.\n"
     )
+    lines.append(limits(verdicts) + "\n")
     lines.append("Sections: " + " · ".join(links) + "\n")
     return "\n".join(lines)
 
@@ -173,14 +231,19 @@ def pair_sentence(found: dict) -> str:
     return text + "."
 
 
+def too_coarse(part: dict) -> bool:
+    """Whether a part's primary comparison could not have shown equality: the smallest
+    difference it detects is wider than the margin."""
+    return bool(part["primary"]) and part["primary"]["detectable"] > part["primary"]["margin"]
+
+
 def undetectable_equality(parts: dict) -> str:
-    """Where a part's primary comparison could not have shown equality: the smallest difference
-    it detects is wider than the margin."""
+    """Where a part's primary comparison could not have shown equality (`too_coarse`)."""
     wide = [
         f"{part} ({found['primary']['detectable']:.2g} against a margin of "
         f"{found['primary']['margin']:.2g})"
         for part, found in parts.items()
-        if found["primary"] and found["primary"]["detectable"] > found["primary"]["margin"]
+        if too_coarse(found)
     ]
     if not wide:
         return ""

@@ -168,7 +168,8 @@ def final_fall(found: dict) -> str:
     if not found["mean"]:
         return f"≤ {fastest:.2g}"
     share = fastest / abs(found["mean"])
-    return f"≤ {fastest:.2g} ({share:.2%})" if share >= 1e-4 else f"≤ {fastest:.2g} (< 0.01%)"
+    # three digits: the rule's threshold is 0.05%, and a share beside it must say which side
+    return f"≤ {fastest:.2g} ({share:.3%})" if share >= 1e-4 else f"≤ {fastest:.2g} (< 0.01%)"
 
 
 def paired_differences(nlls: dict[str, np.ndarray]) -> list[dict]:
@@ -326,6 +327,12 @@ def declared_table(verdicts: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def ratio_text(ratio: float) -> str:
+    """A calibration ratio in two decimals, or three where two would round it onto 1 and hide on
+    which side of 1 it lies (which decides whether its error is scaled up)."""
+    return f"{ratio:.3f}" if f"{ratio:.2f}" == "1.00" and ratio != 1 else f"{ratio:.2f}"
+
+
 def calibration_table(errors: dict[str, dict]) -> str:
     """The error-bar check of every dataset: per metric the ratio of the spread of independent
     draws to the error one set is given, its 95% interval, and what was done with the error."""
@@ -348,7 +355,7 @@ def calibration_table(errors: dict[str, dict]) -> str:
             else:
                 done = f"x{found['scale']:.2f}" if found["scale"] > 1 else "kept"
                 cells.append(
-                    f"{found['ratio']:.2f} ({found['low']:.2f}-{found['high']:.2f}) {done}"
+                    f"{ratio_text(found['ratio'])} ({found['low']:.2f}-{found['high']:.2f}) {done}"
                 )
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
