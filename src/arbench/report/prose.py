@@ -10,7 +10,6 @@ from arbench.metrics.verdict import (
     AUTOREGRESSIVE,
     CONTRADICTED,
     EQUAL,
-    GATES,
     LEVEL,
     MIXTURE,
     MODEL_DEPENDENT,
@@ -22,7 +21,7 @@ from arbench.metrics.verdict import (
     RULE,
     SUPPORTED,
 )
-from arbench.report.tables import SHOWN, direction, resamples_note
+from arbench.report.tables import SHOWN, direction, majority_elsewhere, resamples_note
 
 QUESTION = (
     "**The question.** Do autoregressive models (NADE, MADE, a gated PixelCNN) give richer samples "
@@ -101,27 +100,20 @@ OUTCOMES = {
 }
 
 
+def judged_pairs(verdicts: dict[str, dict]) -> list[dict]:
+    """Every pair the verdicts judged: each dataset's matrix cells and its original study's pair."""
+    cells = [c for v in verdicts.values() for row in v["matrix"].values() for c in row.values()]
+    return cells + [v["primary_pair"] for v in verdicts.values() if v["primary_pair"]]
+
+
 def outcomes_legend(verdicts: dict[str, dict]) -> str:
     """The outcomes the first screen and the pair matrices show, each defined once."""
-    shown = set()
-    for found in verdicts.values():
-        shown.add(found["family"]["outcome"])
-        if found["primary_pair"]:
-            shown.add(found["primary_pair"]["outcome"])
-        shown |= {cell["outcome"] for row in found["matrix"].values() for cell in row.values()}
+    shown = {cell["outcome"] for cell in judged_pairs(verdicts)}
+    shown |= {found["family"]["outcome"] for found in verdicts.values()}
     return " ".join(
         f"**{outcome[0].upper() + outcome[1:]}**: {meaning}"
         for outcome, meaning in OUTCOMES.items()
         if outcome in shown
-    )
-
-
-def any_majority_elsewhere(verdicts: dict[str, dict]) -> bool:
-    """Whether any pair's resamples mostly give an outcome other than its own."""
-    cells = [c for v in verdicts.values() for row in v["matrix"].values() for c in row.values()]
-    cells += [v["primary_pair"] for v in verdicts.values() if v["primary_pair"]]
-    return any(
-        c["outcome"] not in GATES and c["agreement"]["majority"] != c["outcome"] for c in cells
     )
 
 
@@ -193,7 +185,7 @@ def first_screen(verdicts: dict[str, dict], best: dict[str, str], links: list[st
         "training runs and their draws, 97% give the outcome shown"
         + (
             "; (resamples: supported 66%): most give another outcome, named"
-            if any_majority_elsewhere(verdicts)
+            if any(majority_elsewhere(cell) for cell in judged_pairs(verdicts))
             else ""
         )
         + ". ↓: lower is better; ↑: higher is. (bound): an upper bound on the NLL, not the exact "
@@ -318,7 +310,7 @@ then compares each metric's error with the spread of independent draws: where th
 smaller (a ratio above 1), it is scaled up by the upper limit of the ratio's interval; where it is
 the larger, it is kept, since a larger error only makes a test conservative; where it is 0 at a
 boundary (coverage at 1, say), the draws' spread replaces it. A comparison's **detectable**
-difference is the smallest it would find ({1 - LEVEL / 2:.1%} one-sided, {POWER:.0%} power) with
+difference is the smallest it would find (two-sided at {LEVEL:.0%}, with {POWER:.0%} power) from
 its errors and degrees of freedom: where it exceeds the margin, *equal within the margin* could
 not have been shown.
 

@@ -396,6 +396,11 @@ def comparison_rows(parts: dict) -> str:
     return "\n".join(lines)
 
 
+def majority_elsewhere(cell: dict) -> bool:
+    """Whether a measured pair's resamples mostly give an outcome other than its own."""
+    return cell["outcome"] not in GATES and cell["agreement"]["majority"] != cell["outcome"]
+
+
 def resamples_note(cell: dict) -> str:
     """How often resamples of seeds and draws give the majority outcome, in brackets, naming the
     majority where it is not the outcome; nothing for an outcome a gate gave (a model still
@@ -403,9 +408,9 @@ def resamples_note(cell: dict) -> str:
     if cell["outcome"] in GATES:
         return ""
     agreed = cell["agreement"]
-    if agreed["majority"] == cell["outcome"]:
-        return f" ({agreed['share']:.0%} of resamples)"
-    return f" (resamples: {agreed['majority']} {agreed['share']:.0%})"
+    if majority_elsewhere(cell):
+        return f" (resamples: {agreed['majority']} {agreed['share']:.0%})"
+    return f" ({agreed['share']:.0%} of resamples)"
 
 
 def cell_text(cell: dict) -> str:
